@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+import { Command } from "commander";
+import { isFleetError, errorMessage } from "../errors.js";
+import { VERSION } from "../version.js";
+import { certsCommand } from "./certs.js";
+import { managerCommand } from "./manager.js";
+import { workerCommand } from "./worker.js";
+
+const program = new Command("mcp-fleet")
+  .version(VERSION)
+  .description("a fleet of worker hosts, their live health, and MCP tools to ask about them")
+  .showHelpAfterError()
+  .addCommand(certsCommand())
+  .addCommand(managerCommand())
+  .addCommand(workerCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // Bad settings and refused certificate operations are the user's to fix: one clear line, exit 2.
+  if (isFleetError(err, "E_CONFIG") || isFleetError(err, "E_CERT") || isFleetError(err, "E_CERT_EXISTS")) {
+    console.error(`mcp-fleet: ${err.message}`);
+    process.exit(2);
+  }
+  console.error(`mcp-fleet: ${errorMessage(err)}`);
+  process.exit(1);
+}

@@ -1,0 +1,46 @@
+import { Command } from "commander";
+import { z } from "zod";
+import { fields, flag, loadConfig } from "../config/load.js";
+import { createLogger } from "../log.js";
+import { startManager } from "../manager/manager.js";
+import { duration, logLevelField, logLevelFlag, tlsFields, untilSignal } from "./common.js";
+
+const schema = z.object({
+  ...tlsFields,
+  crl: fields.optionalPath,
+  host: z.string().min(1).optional(),
+  port: fields.port,
+  heartbeatInterval: duration({ min: 100, max: 3_600_000 }),
+  missedHeartbeats: fields.positiveInt(100),
+  pressurePercent: z.coerce.number().min(0).max(100),
+  logLevel: logLevelField,
+});
+
+export function managerCommand(): Command {
+  return new Command("manager")
+    .description("run the manager: accept workers over mutual TLS and track their health")
+    .addOption(flag("--ca <file>", "fleet CA certificate", "certs/ca.pem"))
+    .addOption(flag("--cert <file>", "manager certificate", "certs/manager.pem"))
+    .addOption(flag("--key <file>", "manager private key", "certs/manager-key.pem"))
+    .addOption(flag("--crl <file>", "certificate revocation list (PEM)"))
+    .addOption(flag("--host <address>", "address to listen on (default: all)"))
+    .addOption(flag("--port <port>", "port to listen on (0 picks a free one)", "7443"))
+    .addOption(flag("--heartbeat-interval <duration>", "heartbeat interval workers are told to keep", "1s"))
+    .addOption(flag("--missed-heartbeats <n>", "a connected worker is unhealthy after this many missed intervals", "3"))
+    .addOption(flag("--pressure-percent <n>", "memory or disk use above this percent is a warning; 0 turns it off", "95"))
+    .addOption(logLevelFlag())
+    .action(async (_opts, cmd: Command) => {
+      const o = loadConfig(schema, cmd);
+      const log = createLogger({ name: "manager", level: o.logLevel });
+      const manager = await startManager({
+        tls: { ca: o.ca, cert: o.cert, key: o.key, crl: o.crl },
+        host: o.host,
+        port: o.port,
+        heartbeatIntervalMs: o.heartbeatInterval,
+        missedHeartbeats: o.missedHeartbeats,
+        pressurePercent: o.pressurePercent,
+        log,
+      });
+      untilSignal(() => manager.close());
+    });
+}

@@ -1,0 +1,49 @@
+import { Command } from "commander";
+import { z } from "zod";
+import { flag, loadConfig } from "../config/load.js";
+import { createLogger } from "../log.js";
+import { startWorker } from "../worker/agent.js";
+import { workerEndpoint } from "../worker/link.js";
+import { duration, labelsField, logLevelField, logLevelFlag, tlsFields, untilSignal } from "./common.js";
+
+const schema = z.object({
+  ...tlsFields,
+  manager: z.string().refine((u) => {
+    try {
+      workerEndpoint(u);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "must be a URL like wss://manager.example:7443"),
+  labels: labelsField,
+  collectInterval: duration({ min: 500, max: 3_600_000 }),
+  collectTimeout: duration({ min: 100, max: 600_000 }),
+  logLevel: logLevelField,
+});
+
+export function workerCommand(): Command {
+  return new Command("worker")
+    .description("run the worker agent: hold one mutual-TLS session to the manager and report this host")
+    .addOption(flag("--ca <file>", "fleet CA certificate", "certs/ca.pem"))
+    .addOption(flag("--cert <file>", "this worker's certificate"))
+    .addOption(flag("--key <file>", "this worker's private key"))
+    .addOption(flag("--manager <url>", "manager address, wss://host:port"))
+    .addOption(flag("--labels <k=v,...>", "labels reported to the manager", ""))
+    .addOption(flag("--collect-interval <duration>", "how often system status is collected", "5s"))
+    .addOption(flag("--collect-timeout <duration>", "how long one collector call may take", "5s"))
+    .addOption(logLevelFlag())
+    .action((_opts, cmd: Command) => {
+      const o = loadConfig(schema, cmd);
+      const log = createLogger({ name: "worker", level: o.logLevel });
+      const agent = startWorker({
+        tls: { ca: o.ca, cert: o.cert, key: o.key },
+        manager: o.manager,
+        labels: o.labels,
+        collectIntervalMs: o.collectInterval,
+        collectTimeoutMs: o.collectTimeout,
+        log,
+      });
+      untilSignal((signal) => agent.stop(signal));
+    });
+}

@@ -1,0 +1,123 @@
+import type { MetricsSummary } from "../protocol/metrics.js";
+import { formatDuration } from "../config/duration.js";
+
+export const HEALTH_STATES = ["healthy", "degraded", "unhealthy", "offline"] as const;
+export type HealthState = (typeof HEALTH_STATES)[number];
+
+export type ReasonCode =
+  | "heartbeat_late"
+  | "heartbeats_missed"
+  | "connection_lost"
+  | "goodbye"
+  | "memory_pressure"
+  | "disk_pressure"
+  | "battery_low"
+  | "collector_errors"
+  | "reconnect_flapping"
+  | "cert_expiring";
+
+/** `code` is stable and decides whether anything changed; `message` is for people and may carry figures. */
+export interface Reason {
+  code: ReasonCode;
+  message: string;
+}
+
+export interface HealthPolicy {
+  heartbeatIntervalMs: number;
+  /** Unhealthy once this many intervals pass with no heartbeat. */
+  missedHeartbeats: number;
+  /** Memory or a filesystem used above this percent is a warning; 0 turns these warnings off. */
+  pressurePercent: number;
+  /** This many sessions opened within `flapWindowMs` is a warning. */
+  flapSessions: number;
+  flapWindowMs: number;
+  /** A certificate that expires within this is a warning. */
+  certWarnMs: number;
+}
+
+export const DEFAULT_POLICY: HealthPolicy = {
+  heartbeatIntervalMs: 1000,
+  missedHeartbeats: 3,
+  pressurePercent: 95,
+  flapSessions: 4,
+  flapWindowMs: 5 * 60_000,
+  certWarnMs: 14 * 86_400_000,
+};
+
+export const BATTERY_LOW_PERCENT = 10;
+
+/** The unhealthy bound: no heartbeat for this long while connected. */
+export function missedBoundMs(policy: HealthPolicy): number {
+  return policy.heartbeatIntervalMs * policy.missedHeartbeats;
+}
+
+/** What is known about a connected worker at one instant. */
+export interface ConnectedFacts {
+  /** Time since the last sign of life (hello or heartbeat), or since a manager stall ended if that is later. */
+  silenceMs: number;
+  metrics: MetricsSummary | null;
+  sessionsInFlapWindow: number;
+  /** Milliseconds until the client certificate expires; null if unknown. */
+  certExpiresInMs: number | null;
+}
+
+/**
+ * The health of a connected worker (DESIGN.md §4). A worker that is not connected is `unhealthy` or `offline`
+ * according to how it left, which only the registry knows; this function never returns those for that reason.
+ */
+export function assessConnected(facts: ConnectedFacts, policy: HealthPolicy): { state: HealthState; reasons: Reason[] } {
+  const bound = missedBoundMs(policy);
+  if (facts.silenceMs > bound) {
+    return {
+      state: "unhealthy",
+      reasons: [
+        {
+          code: "heartbeats_missed",
+          message: `heartbeats missed: none for ${formatDuration(facts.silenceMs)} (bound ${formatDuration(bound)})`,
+        },
+      ],
+    };
+  }
+  const reasons: Reason[] = [];
+  // One whole beat missing is a warning; jitter within an interval is not.
+  if (facts.silenceMs > 2 * policy.heartbeatIntervalMs) {
+    reasons.push({ code: "heartbeat_late", message: `heartbeat late: none for ${formatDuration(facts.silenceMs)}` });
+  }
+  const m = facts.metrics;
+  if (m && policy.pressurePercent > 0) {
+    if (m.mem !== null && m.mem > policy.pressurePercent) {
+      reasons.push({ code: "memory_pressure", message: `memory pressure: ${m.mem.toFixed(0)}% used` });
+    }
+    if (m.disk && m.disk.used > policy.pressurePercent) {
+      reasons.push({ code: "disk_pressure", message: `disk pressure: ${m.disk.mount} ${m.disk.used.toFixed(0)}% used` });
+    }
+  }
+  if (m?.battery && !m.battery.charging && m.battery.percent < BATTERY_LOW_PERCENT) {
+    reasons.push({ code: "battery_low", message: `battery low: ${m.battery.percent.toFixed(0)}% and discharging` });
+  }
+  if (m && m.errors.length > 0) {
+    reasons.push({ code: "collector_errors", message: `collector errors: ${m.errors.join("; ")}` });
+  }
+  if (facts.sessionsInFlapWindow >= policy.flapSessions) {
+    reasons.push({
+      code: "reconnect_flapping",
+      message: `reconnect flapping: ${facts.sessionsInFlapWindow} sessions in ${formatDuration(policy.flapWindowMs)}`,
+    });
+  }
+  if (facts.certExpiresInMs !== null && facts.certExpiresInMs < policy.certWarnMs) {
+    reasons.push({
+      code: "cert_expiring",
+      message:
+        facts.certExpiresInMs <= 0
+          ? "certificate expired"
+          : `certificate expires in ${formatDuration(facts.certExpiresInMs)}`,
+    });
+  }
+  return { state: reasons.length > 0 ? "degraded" : "healthy", reasons };
+}
+
+export function sameReasons(a: readonly Reason[], b: readonly Reason[]): boolean {
+  if (a.length !== b.length) return false;
+  const codes = new Set(a.map((r) => r.code));
+  return b.every((r) => codes.has(r.code));
+}

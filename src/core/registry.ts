@@ -1,0 +1,304 @@
+import type { Clock } from "./clock.js";
+import { History } from "./history.js";
+import { assessConnected, sameReasons, type HealthPolicy, type HealthState, type Reason } from "./health.js";
+import type { Labels } from "../protocol/messages.js";
+import type { MetricsSummary } from "../protocol/metrics.js";
+
+/** One health transition. Also recorded when the state stays but its set of reasons changes. */
+export interface HealthEvent {
+  seq: number;
+  /** Wall-clock time, epoch milliseconds. */
+  at: number;
+  worker: string;
+  from: HealthState | null;
+  to: HealthState;
+  reasons: Reason[];
+}
+
+export interface SessionInfo {
+  id: string;
+  sessionId: string;
+  hostname: string;
+  agentVersion: string;
+  labels: Labels;
+  platform: { os: string; arch: string; release: string };
+  address: string | null;
+  /** Client certificate expiry, epoch milliseconds. */
+  certNotAfter: number | null;
+}
+
+export interface WorkerView {
+  id: string;
+  hostname: string;
+  state: HealthState;
+  reasons: Reason[];
+  connected: boolean;
+  lastHeartbeatAgeMs: number | null;
+  connectedSince: number | null;
+  firstSeen: number;
+  lastSeen: number;
+  agentVersion: string;
+  labels: Labels;
+  platform: { os: string; arch: string; release: string };
+  address: string | null;
+  heartbeats: number;
+  metrics: MetricsSummary | null;
+}
+
+interface WorkerRecord {
+  info: SessionInfo;
+  /** The open session, or null once it ended. */
+  sessionId: string | null;
+  state: HealthState;
+  reasons: Reason[];
+  firstSeen: number;
+  lastSeen: number;
+  connectedSinceWall: number | null;
+  /** Monotonic time of the last hello or heartbeat. */
+  lastBeat: number;
+  /** After a manager stall, silence is counted from here rather than from the last beat. */
+  graceFrom: number;
+  heartbeats: number;
+  lastSeq: number | null;
+  metrics: MetricsSummary | null;
+  sessionStarts: number[];
+}
+
+export interface RegistryOptions {
+  clock: Clock;
+  policy: HealthPolicy;
+  historyLimit?: number;
+  onEvent?: (event: HealthEvent) => void;
+  onStall?: (stalledMs: number) => void;
+}
+
+/**
+ * The live registry and its health state machine. Pure: no sockets, no timers. The shell calls `tick()` often
+ * (every ~100 ms) and reports session facts; all ages come from the injected monotonic clock at the moment a
+ * call arrives, never from worker timestamps.
+ */
+export class Registry {
+  private readonly workers = new Map<string, WorkerRecord>();
+  private readonly history: History<HealthEvent>;
+  private readonly clock: Clock;
+  private policy: HealthPolicy;
+  private eventSeq = 0;
+  private lastTick: number;
+
+  constructor(private readonly options: RegistryOptions) {
+    this.clock = options.clock;
+    this.policy = options.policy;
+    this.history = new History(options.historyLimit ?? 1000);
+    this.lastTick = this.clock.monotonic();
+  }
+
+  get healthPolicy(): HealthPolicy {
+    return this.policy;
+  }
+
+  /**
+   * A worker's session passed hello. Returns the session it replaces, if one was still open: the caller closes
+   * that one, and its close is then ignored here because it is no longer current.
+   */
+  sessionOpened(info: SessionInfo): { replaced: string | null } {
+    const now = this.clock.monotonic();
+    const wall = this.clock.wall();
+    let rec = this.workers.get(info.id);
+    const isNew = rec === undefined;
+    const replaced = rec?.sessionId ?? null;
+    if (!rec) {
+      rec = {
+        info,
+        sessionId: info.sessionId,
+        state: "healthy",
+        reasons: [],
+        firstSeen: wall,
+        lastSeen: wall,
+        connectedSinceWall: wall,
+        lastBeat: now,
+        graceFrom: now,
+        heartbeats: 0,
+        lastSeq: null,
+        metrics: null,
+        sessionStarts: [],
+      };
+      this.workers.set(info.id, rec);
+    }
+    rec.info = info;
+    rec.sessionId = info.sessionId;
+    rec.lastSeen = wall;
+    rec.connectedSinceWall = wall;
+    rec.lastBeat = now;
+    rec.graceFrom = now;
+    rec.lastSeq = null;
+    rec.sessionStarts = rec.sessionStarts.filter((t) => now - t < this.policy.flapWindowMs);
+    rec.sessionStarts.push(now);
+    if (isNew) {
+      Object.assign(rec, this.assess(rec));
+      this.recordEvent(rec, null);
+    } else {
+      this.reassess(rec);
+    }
+    return { replaced };
+  }
+
+  /** Returns false if the session is not the worker's current one (a stale or replaced session). */
+  heartbeat(id: string, sessionId: string, seq: number, metrics: MetricsSummary): boolean {
+    const rec = this.current(id, sessionId);
+    if (!rec) return false;
+    rec.lastBeat = this.clock.monotonic();
+    rec.lastSeen = this.clock.wall();
+    rec.heartbeats++;
+    rec.lastSeq = seq;
+    rec.metrics = metrics;
+    this.reassess(rec);
+    return true;
+  }
+
+  /** The worker said goodbye: it is stopping on purpose. */
+  goodbye(id: string, sessionId: string, reason: string): boolean {
+    const rec = this.current(id, sessionId);
+    if (!rec) return false;
+    rec.sessionId = null;
+    rec.connectedSinceWall = null;
+    rec.lastSeen = this.clock.wall();
+    this.transition(rec, "offline", [{ code: "goodbye", message: reason ? `goodbye: ${reason}` : "goodbye" }]);
+    return true;
+  }
+
+  /** The socket closed. Without a goodbye first, the worker is lost: unhealthy at once. */
+  sessionClosed(id: string, sessionId: string, detail: string): boolean {
+    const rec = this.current(id, sessionId);
+    if (!rec) return false;
+    rec.sessionId = null;
+    rec.connectedSinceWall = null;
+    this.transition(rec, "unhealthy", [{ code: "connection_lost", message: `connection lost: ${detail}` }]);
+    return true;
+  }
+
+  /**
+   * Re-evaluate deadlines. If far more time passed since the last tick than the shell's timer allows, the
+   * manager itself was paused (SIGSTOP, sleep, a long GC): silence during the pause is not the workers' fault,
+   * so every connected worker's silence is counted from now.
+   */
+  tick(): { stalledMs: number | null } {
+    const now = this.clock.monotonic();
+    const gap = now - this.lastTick;
+    this.lastTick = now;
+    let stalledMs: number | null = null;
+    if (gap > Math.max(this.policy.heartbeatIntervalMs, 1000)) {
+      stalledMs = gap;
+      for (const rec of this.workers.values()) if (rec.sessionId) rec.graceFrom = now;
+      this.options.onStall?.(gap);
+    }
+    for (const rec of this.workers.values()) if (rec.sessionId) this.reassess(rec);
+    return { stalledMs };
+  }
+
+  /** Change the heartbeat interval or thresholds; the deadlines follow at the next tick. */
+  setPolicy(policy: HealthPolicy): void {
+    this.policy = policy;
+  }
+
+  get(id: string): WorkerView | undefined {
+    const rec = this.workers.get(id);
+    return rec ? this.view(rec) : undefined;
+  }
+
+  list(): WorkerView[] {
+    return [...this.workers.values()].map((r) => this.view(r));
+  }
+
+  get size(): number {
+    return this.workers.size;
+  }
+
+  isConnected(id: string, sessionId: string): boolean {
+    return this.workers.get(id)?.sessionId === sessionId;
+  }
+
+  /** Connected sessions silent for longer than `ms`: the shell closes these to free half-open sockets. */
+  silentSessions(ms: number): Array<{ id: string; sessionId: string }> {
+    const now = this.clock.monotonic();
+    const out: Array<{ id: string; sessionId: string }> = [];
+    for (const rec of this.workers.values()) {
+      if (rec.sessionId && now - Math.max(rec.lastBeat, rec.graceFrom) > ms) {
+        out.push({ id: rec.info.id, sessionId: rec.sessionId });
+      }
+    }
+    return out;
+  }
+
+  events(filter: { worker?: string; afterSeq?: number; limit?: number } = {}): HealthEvent[] {
+    let list = this.history.toArray();
+    if (filter.worker !== undefined) list = list.filter((e) => e.worker === filter.worker);
+    if (filter.afterSeq !== undefined) list = list.filter((e) => e.seq > filter.afterSeq!);
+    if (filter.limit !== undefined) list = list.slice(-filter.limit);
+    return list;
+  }
+
+  private current(id: string, sessionId: string): WorkerRecord | undefined {
+    const rec = this.workers.get(id);
+    return rec && rec.sessionId === sessionId ? rec : undefined;
+  }
+
+  private reassess(rec: WorkerRecord): void {
+    const { state, reasons } = this.assess(rec);
+    this.transition(rec, state, reasons);
+  }
+
+  private assess(rec: WorkerRecord): { state: HealthState; reasons: Reason[] } {
+    const now = this.clock.monotonic();
+    return assessConnected(
+      {
+        silenceMs: now - Math.max(rec.lastBeat, rec.graceFrom),
+        metrics: rec.metrics,
+        sessionsInFlapWindow: rec.sessionStarts.filter((t) => now - t < this.policy.flapWindowMs).length,
+        certExpiresInMs: rec.info.certNotAfter === null ? null : rec.info.certNotAfter - this.clock.wall(),
+      },
+      this.policy,
+    );
+  }
+
+  private transition(rec: WorkerRecord, to: HealthState, reasons: Reason[]): void {
+    const from = rec.state;
+    const changed = from !== to || !sameReasons(rec.reasons, reasons);
+    rec.state = to;
+    rec.reasons = reasons;
+    if (changed) this.recordEvent(rec, from);
+  }
+
+  private recordEvent(rec: WorkerRecord, from: HealthState | null): void {
+    const event: HealthEvent = {
+      seq: ++this.eventSeq,
+      at: this.clock.wall(),
+      worker: rec.info.id,
+      from,
+      to: rec.state,
+      reasons: rec.reasons,
+    };
+    this.history.push(event);
+    this.options.onEvent?.(event);
+  }
+
+  private view(rec: WorkerRecord): WorkerView {
+    const connected = rec.sessionId !== null;
+    return {
+      id: rec.info.id,
+      hostname: rec.info.hostname,
+      state: rec.state,
+      reasons: rec.reasons,
+      connected,
+      lastHeartbeatAgeMs: connected ? Math.round(this.clock.monotonic() - rec.lastBeat) : null,
+      connectedSince: rec.connectedSinceWall,
+      firstSeen: rec.firstSeen,
+      lastSeen: rec.lastSeen,
+      agentVersion: rec.info.agentVersion,
+      labels: rec.info.labels,
+      platform: rec.info.platform,
+      address: rec.info.address,
+      heartbeats: rec.heartbeats,
+      metrics: rec.metrics,
+    };
+  }
+}

@@ -1,0 +1,186 @@
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { WebSocketServer } from "ws";
+import { systemClock, type Clock } from "../core/clock.js";
+import { DEFAULT_POLICY, missedBoundMs, type HealthPolicy } from "../core/health.js";
+import { Registry, type HealthEvent } from "../core/registry.js";
+import { FleetError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { CloseCode, closeReason } from "../protocol/close-codes.js";
+import type { CallOptions } from "../protocol/correlator.js";
+import { MAX_FRAME_BYTES } from "../protocol/messages.js";
+import { loadTlsMaterial, managerServerOptions, peerCertificate, type TlsPaths } from "../tls/contexts.js";
+import { WorkerSession } from "./session.js";
+
+/** Workers connect here; other paths are refused, leaving room for other endpoints later. */
+export const WORKER_PATH = "/worker";
+
+export interface ManagerOptions {
+  tls: TlsPaths;
+  host?: string;
+  port: number;
+  heartbeatIntervalMs: number;
+  missedHeartbeats: number;
+  pressurePercent?: number;
+  helloTimeoutMs?: number;
+  historyLimit?: number;
+  clock?: Clock;
+  log: Logger;
+}
+
+// The registry's deadlines are checked this often; detection of a silent worker is late by at most this much.
+const TICK_MS = 100;
+
+export interface Manager {
+  readonly registry: Registry;
+  readonly port: number;
+  readonly fleet: string;
+  /** Ask a connected worker something over its socket. */
+  request(workerId: string, method: string, params: unknown, options: CallOptions): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export async function startManager(options: ManagerOptions): Promise<Manager> {
+  const log = options.log;
+  const material = loadTlsMaterial(options.tls, "manager");
+  const policy: HealthPolicy = {
+    ...DEFAULT_POLICY,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    missedHeartbeats: options.missedHeartbeats,
+    pressurePercent: options.pressurePercent ?? DEFAULT_POLICY.pressurePercent,
+  };
+  const registry = new Registry({
+    clock: options.clock ?? systemClock,
+    policy,
+    historyLimit: options.historyLimit,
+    onEvent: (e: HealthEvent) => {
+      const level = e.to === "unhealthy" ? "warn" : "info";
+      log[level]({ event: "transition", worker: e.worker, from: e.from, to: e.to, reasons: e.reasons }, "worker state changed");
+    },
+    onStall: (ms) => log.warn({ stalledMs: Math.round(ms) }, "manager was paused; counting worker silence from now"),
+  });
+
+  const byWorker = new Map<string, WorkerSession>();
+  const all = new Set<WorkerSession>();
+  const context = {
+    registry,
+    log,
+    heartbeatIntervalMs: () => registry.healthPolicy.heartbeatIntervalMs,
+    helloTimeoutMs: options.helloTimeoutMs ?? 10_000,
+    onAccepted: (s: WorkerSession) => {
+      const previous = byWorker.get(s.workerId);
+      byWorker.set(s.workerId, s);
+      previous?.close(CloseCode.REPLACED, `new session from ${s.address ?? "unknown address"}`);
+    },
+    onEnded: (s: WorkerSession) => {
+      all.delete(s);
+      if (byWorker.get(s.workerId) === s) byWorker.delete(s.workerId);
+    },
+  };
+
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
+  const server: Server = createServer(managerServerOptions(material));
+
+  server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
+    log.warn({ address: socket.remoteAddress, code: err.code, err: err.message }, "TLS handshake refused");
+  });
+  server.on("request", (_req, res) => {
+    res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
+    res.end(`mcp-fleet manager: workers connect with a WebSocket upgrade at ${WORKER_PATH}\n`);
+  });
+  server.on("upgrade", (req, rawSocket, head) => {
+    const socket = rawSocket as TLSSocket;
+    const path = new URL(req.url ?? "/", "https://manager").pathname;
+    if (path !== WORKER_PATH) {
+      socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
+      return;
+    }
+    const cert = peerCertificate(socket);
+    if (!cert) {
+      // rejectUnauthorized makes this unreachable; kept so a future option change cannot open the door.
+      log.warn({ address: socket.remoteAddress }, "upgrade without an authorized client certificate");
+      socket.destroy();
+      return;
+    }
+    const address = socket.remoteAddress ?? null;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const id = cert.identity;
+      if (!id || id.role !== "worker" || id.fleet !== material.self.identity.fleet) {
+        const what = id ? `${id.role} "${id.id}" of fleet "${id.fleet}"` : "no mcp-fleet identity";
+        log.warn({ address, certificate: what, serial: cert.serialNumber }, "refused: certificate is not a worker of this fleet");
+        ws.close(CloseCode.WRONG_ROLE, closeReason(CloseCode.WRONG_ROLE, what));
+        setTimeout(() => ws.terminate(), 2000).unref();
+        return;
+      }
+      all.add(new WorkerSession(ws, id, cert, address, context));
+    });
+  });
+
+  const tick = setInterval(() => {
+    registry.tick();
+    // A socket silent for ten times the unhealthy bound is half-open or wedged: free it.
+    for (const { sessionId } of registry.silentSessions(10 * missedBoundMs(registry.healthPolicy))) {
+      for (const s of all) if (s.sessionId === sessionId) s.close(CloseCode.HEARTBEAT_TIMEOUT);
+    }
+  }, TICK_MS);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info(
+    {
+      port,
+      host: options.host ?? "*",
+      fleet: material.self.identity.fleet,
+      heartbeatIntervalMs: policy.heartbeatIntervalMs,
+      missedHeartbeats: policy.missedHeartbeats,
+    },
+    "manager listening",
+  );
+
+  let closing: Promise<void> | null = null;
+  return {
+    registry,
+    port,
+    fleet: material.self.identity.fleet,
+    request(workerId, method, params, callOptions) {
+      const session = byWorker.get(workerId);
+      if (!session?.isOpen) {
+        return Promise.reject(new FleetError("E_NOT_CONNECTED", `worker ${workerId} is not connected`));
+      }
+      return session.request(method, params, callOptions);
+    },
+    close() {
+      closing ??= (async () => {
+        clearInterval(tick);
+        for (const s of all) s.close(1001, "manager shutting down");
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            for (const s of all) s.terminate();
+            resolve();
+          }, 2000);
+          const check = setInterval(() => {
+            if (all.size === 0) {
+              clearTimeout(timer);
+              clearInterval(check);
+              resolve();
+            }
+          }, 20);
+          timer.unref();
+          check.unref();
+        });
+        wss.close();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        log.info("manager stopped");
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,165 @@
+import { randomBytes } from "node:crypto";
+import type { WebSocket } from "ws";
+import type { Registry } from "../core/registry.js";
+import { FleetError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { CertificateFacts, Identity } from "../pki/identity.js";
+import { CloseCode, closeCodeName, closeReason, describeCloseCode, type AppCloseCode } from "../protocol/close-codes.js";
+import { Correlator, type CallOptions } from "../protocol/correlator.js";
+import { decodeWorkerMessage, encode, SUPPORTED_PROTOCOLS, type Hello, type ManagerMessage } from "../protocol/messages.js";
+import { VERSION } from "../version.js";
+
+export interface SessionContext {
+  registry: Registry;
+  log: Logger;
+  heartbeatIntervalMs: () => number;
+  helloTimeoutMs: number;
+  /** Called once hello is accepted; closes the session this one replaces, if any. */
+  onAccepted: (session: WorkerSession) => void;
+  onEnded: (session: WorkerSession) => void;
+}
+
+type Phase = "awaiting-hello" | "open" | "closed";
+
+/**
+ * One authenticated worker socket: hello → welcome → heartbeats, requests both ways, goodbye. Anything off-script
+ * closes this session only, with a specific code and a log line.
+ */
+export class WorkerSession {
+  readonly sessionId = randomBytes(6).toString("hex");
+  private phase: Phase = "awaiting-hello";
+  private saidGoodbye = false;
+  private closedBy: { code: number; detail: string } | null = null;
+  private readonly helloTimer: NodeJS.Timeout;
+  private readonly correlator: Correlator;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly identity: Identity,
+    private readonly cert: CertificateFacts,
+    readonly address: string | null,
+    private readonly ctx: SessionContext,
+  ) {
+    this.log = ctx.log.child({ worker: identity.id, session: this.sessionId });
+    this.correlator = new Correlator((req) => this.send(req));
+    this.helloTimer = setTimeout(() => this.close(CloseCode.HELLO_TIMEOUT), ctx.helloTimeoutMs);
+    ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on("close", (code, reason) => this.onClose(code, reason.toString()));
+    ws.on("error", (err) => this.log.warn({ err: err.message, code: (err as { code?: string }).code }, "worker socket error"));
+  }
+
+  get workerId(): string {
+    return this.identity.id;
+  }
+
+  get isOpen(): boolean {
+    return this.phase === "open";
+  }
+
+  request(method: string, params: unknown, options: CallOptions): Promise<unknown> {
+    if (this.phase !== "open") return Promise.reject(new FleetError("E_NOT_CONNECTED", `worker ${this.workerId} is not connected`));
+    return this.correlator.call(method, params, options);
+  }
+
+  /** Close with an application code; the reason names the cause and, optionally, the detail. */
+  close(code: AppCloseCode | 1000 | 1001, detail?: string): void {
+    if (this.phase === "closed" || this.closedBy) return;
+    const reason = code >= 4000 ? closeReason(code as AppCloseCode, detail) : (detail ?? describeCloseCode(code));
+    this.closedBy = { code, detail: reason };
+    const level = code === 1000 || code === 1001 ? "info" : "warn";
+    this.log[level]({ code, cause: closeCodeName(code) ?? describeCloseCode(code), detail }, "closing worker session");
+    this.ws.close(code, reason);
+    // A peer that never answers the close handshake must not keep the socket (ws waits 30 s otherwise).
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  private send(message: ManagerMessage): void {
+    this.ws.send(encode(message));
+  }
+
+  private onMessage(data: unknown, isBinary: boolean): void {
+    if (this.closedBy) return;
+    const decoded = decodeWorkerMessage(data, isBinary);
+    if (!decoded.ok) {
+      this.close(CloseCode.PROTOCOL_ERROR, decoded.error);
+      return;
+    }
+    const msg = decoded.message;
+    if (this.phase === "awaiting-hello") {
+      if (msg.type !== "hello") return this.close(CloseCode.PROTOCOL_ERROR, `expected hello, got ${msg.type}`);
+      return this.onHello(msg);
+    }
+    switch (msg.type) {
+      case "hello":
+        return this.close(CloseCode.PROTOCOL_ERROR, "hello sent twice");
+      case "heartbeat":
+        this.ctx.registry.heartbeat(this.workerId, this.sessionId, msg.seq, msg.metrics);
+        return;
+      case "response":
+        if (!this.correlator.handleResponse(msg)) this.log.debug({ id: msg.id }, "response to no pending request");
+        return;
+      case "progress":
+        this.correlator.handleProgress(msg);
+        return;
+      case "goodbye":
+        this.saidGoodbye = true;
+        this.ctx.registry.goodbye(this.workerId, this.sessionId, msg.reason);
+        this.log.info({ reason: msg.reason }, "worker said goodbye");
+        return;
+    }
+  }
+
+  private onHello(hello: Hello): void {
+    clearTimeout(this.helloTimer);
+    if (!SUPPORTED_PROTOCOLS.includes(hello.protocol)) {
+      return this.close(
+        CloseCode.UNSUPPORTED_PROTOCOL,
+        `worker speaks ${hello.protocol}, manager speaks ${SUPPORTED_PROTOCOLS.join(",")}`,
+      );
+    }
+    if (hello.id !== this.identity.id) {
+      return this.close(CloseCode.IDENTITY_MISMATCH, `hello claims "${hello.id}", certificate is "${this.identity.id}"`);
+    }
+    this.phase = "open";
+    this.ctx.registry.sessionOpened({
+      id: hello.id,
+      sessionId: this.sessionId,
+      hostname: hello.hostname,
+      agentVersion: hello.agentVersion,
+      labels: hello.labels,
+      platform: hello.platform,
+      address: this.address,
+      certNotAfter: this.cert.notAfter.getTime(),
+    });
+    // After the registry made this session current, so the replaced session's close is ignored there.
+    this.ctx.onAccepted(this);
+    this.send({
+      type: "welcome",
+      protocol: hello.protocol,
+      sessionId: this.sessionId,
+      heartbeatIntervalMs: this.ctx.heartbeatIntervalMs(),
+      managerVersion: VERSION,
+    });
+    this.log.info({ hostname: hello.hostname, agentVersion: hello.agentVersion, address: this.address }, "worker connected");
+  }
+
+  private onClose(code: number, reason: string): void {
+    clearTimeout(this.helloTimer);
+    const wasOpen = this.phase === "open";
+    this.phase = "closed";
+    this.correlator.rejectAll(new FleetError("E_NOT_CONNECTED", `worker ${this.workerId} disconnected`));
+    if (wasOpen && !this.saidGoodbye) {
+      const detail = this.closedBy
+        ? `closed by manager: ${this.closedBy.detail} (${this.closedBy.code})`
+        : `${reason || describeCloseCode(code)} (${code})`;
+      this.ctx.registry.sessionClosed(this.workerId, this.sessionId, detail);
+    }
+    this.log.debug({ code, reason }, "worker session closed");
+    this.ctx.onEnded(this);
+  }
+}

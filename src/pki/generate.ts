@@ -1,0 +1,153 @@
+// @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API loaded first.
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { createPrivateKey, randomBytes, webcrypto } from "node:crypto";
+import { identityUri, type Identity } from "./identity.js";
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+// ECDSA P-256: handshakes cost about a tenth of RSA-2048's signing time (FIELD-NOTES.md).
+const KEY_ALG = { name: "ECDSA", namedCurve: "P-256" } as const;
+const SIGN_ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
+const DAY = 86_400_000;
+// Backdating absorbs small clock differences between the host that issues and the hosts that verify.
+const BACKDATE_MS = 5 * 60_000;
+
+export interface Pem {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface IssuedCertificate extends Pem {
+  serialNumber: string;
+  notAfter: Date;
+}
+
+function serialNumber(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01; // positive and without a leading zero byte
+  return bytes.toString("hex");
+}
+
+async function generateKeys(): Promise<CryptoKeyPair> {
+  return (await webcrypto.subtle.generateKey(KEY_ALG, true, ["sign", "verify"])) as CryptoKeyPair;
+}
+
+async function privateKeyPem(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", key));
+  return x509.PemConverter.encode(der, "PRIVATE KEY");
+}
+
+async function importSigningKey(pem: string): Promise<CryptoKey> {
+  const der = createPrivateKey(pem).export({ format: "der", type: "pkcs8" });
+  return (await webcrypto.subtle.importKey("pkcs8", der, KEY_ALG, false, ["sign"])) as CryptoKey;
+}
+
+function validity(days: number, now = Date.now()): { notBefore: Date; notAfter: Date } {
+  return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + days * DAY) };
+}
+
+export async function createCa(options: { fleet: string; days: number }): Promise<Pem> {
+  const keys = await generateKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serialNumber(),
+    name: `CN=mcp-fleet CA ${options.fleet}, O=mcp-fleet`,
+    ...validity(options.days),
+    keys,
+    signingAlgorithm: SIGN_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString("pem"), keyPem: await privateKeyPem(keys.privateKey) };
+}
+
+/**
+ * Issues a leaf certificate for a manager or a worker. A worker may only authenticate as a TLS client; the
+ * manager serves TLS and may also be a client (as Consul server certificates are), so presenting it on the
+ * worker endpoint reaches the role check and is refused there with its own close code.
+ */
+export async function issueCertificate(options: {
+  ca: Pem;
+  identity: Identity;
+  days: number;
+  dnsNames?: string[];
+  ipAddresses?: string[];
+}): Promise<IssuedCertificate> {
+  const caCert = new x509.X509Certificate(options.ca.certPem);
+  const caKey = await importSigningKey(options.ca.keyPem);
+  const keys = await generateKeys();
+  const { role, id } = options.identity;
+  const usages =
+    role === "manager" ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth] : [x509.ExtendedKeyUsage.clientAuth];
+  const names: x509.JsonGeneralNames = [
+    { type: "url", value: identityUri(options.identity) },
+    ...(options.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
+    ...(options.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
+  ];
+  const serial = serialNumber();
+  const { notBefore, notAfter } = validity(options.days);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial,
+    subject: `CN=${id}, OU=${role}, O=mcp-fleet`,
+    issuer: caCert.subject,
+    notBefore,
+    // A leaf never outlives its CA: verification would fail after the CA expires anyway.
+    notAfter: notAfter < caCert.notAfter ? notAfter : caCert.notAfter,
+    publicKey: keys.publicKey,
+    signingKey: caKey,
+    signingAlgorithm: SIGN_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension(usages, false),
+      new x509.SubjectAlternativeNameExtension(names, false),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+    ],
+  });
+  return {
+    certPem: cert.toString("pem"),
+    keyPem: await privateKeyPem(keys.privateKey),
+    serialNumber: serial,
+    notAfter: cert.notAfter,
+  };
+}
+
+export interface RevokedEntry {
+  serialNumber: string;
+  revokedAt: Date;
+}
+
+/**
+ * Writes the CA's CRL. nextUpdate is the CA's own expiry: OpenSSL refuses every handshake once a loaded CRL is
+ * past nextUpdate, and this CRL is distributed as a file, not fetched, so a short one would only cause outages.
+ */
+export async function createCrl(options: { ca: Pem; revoked: RevokedEntry[] }): Promise<string> {
+  const caCert = new x509.X509Certificate(options.ca.certPem);
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: caCert.subject,
+    thisUpdate: new Date(Date.now() - BACKDATE_MS),
+    nextUpdate: caCert.notAfter,
+    entries: options.revoked.map((r) => ({
+      serialNumber: r.serialNumber,
+      revocationDate: r.revokedAt,
+      reason: x509.X509CrlReason.cessationOfOperation,
+    })),
+    signingKey: await importSigningKey(options.ca.keyPem),
+    signingAlgorithm: SIGN_ALG,
+    extensions: [await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey)],
+  });
+  // The library labels it "CRL"; OpenSSL, and so Node, only read the "X509 CRL" label.
+  return x509.PemConverter.encode(crl.rawData, "X509 CRL");
+}
+
+export function readCrlEntries(pem: string): RevokedEntry[] {
+  const crl = new x509.X509Crl(pem);
+  return crl.entries.map((e) => ({ serialNumber: e.serialNumber.toLowerCase(), revokedAt: e.revocationDate }));
+}

@@ -1,0 +1,65 @@
+import { X509Certificate } from "node:crypto";
+import { WORKER_ID_PATTERN } from "../protocol/messages.js";
+
+export const ROLES = ["manager", "worker"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who a certificate speaks for. Carried as one URI subject alternative name: spiffe://<fleet>/<role>/<id>. */
+export interface Identity {
+  fleet: string;
+  role: Role;
+  id: string;
+}
+
+export const FLEET_NAME_PATTERN = WORKER_ID_PATTERN;
+
+export function identityUri(identity: Identity): string {
+  return `spiffe://${identity.fleet}/${identity.role}/${identity.id}`;
+}
+
+const URI_PATTERN = /^spiffe:\/\/([a-z0-9-]+)\/(manager|worker)\/([a-z0-9-]+)$/;
+
+export function parseIdentityUri(uri: string): Identity | null {
+  const m = URI_PATTERN.exec(uri);
+  if (!m) return null;
+  const [, fleet, role, id] = m as unknown as [string, string, Role, string];
+  if (!FLEET_NAME_PATTERN.test(fleet) || !WORKER_ID_PATTERN.test(id)) return null;
+  return { fleet, role, id };
+}
+
+/**
+ * Reads the identity from Node's `subjectAltName` text ("DNS:a, URI:spiffe://..."). Node quotes entries that hold
+ * separators as JSON strings, so both forms are read. More than one identity URI is ambiguous and refused.
+ */
+export function identityFromSubjectAltName(san: string | undefined): Identity | null {
+  if (!san) return null;
+  const found: Identity[] = [];
+  for (const m of san.matchAll(/URI:(?:"((?:[^"\\]|\\.)*)"|([^,\s]+))/g)) {
+    const uri = m[1] !== undefined ? (JSON.parse(`"${m[1]}"`) as string) : m[2]!;
+    const id = parseIdentityUri(uri);
+    if (id) found.push(id);
+  }
+  return found.length === 1 ? found[0]! : null;
+}
+
+export interface CertificateFacts {
+  identity: Identity | null;
+  notBefore: Date;
+  notAfter: Date;
+  serialNumber: string;
+  fingerprint256: string;
+}
+
+export function describeCertificate(cert: X509Certificate): CertificateFacts {
+  return {
+    identity: identityFromSubjectAltName(cert.subjectAltName),
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+    serialNumber: cert.serialNumber.toLowerCase(),
+    fingerprint256: cert.fingerprint256,
+  };
+}
+
+export function readCertificate(pem: string | Buffer): CertificateFacts {
+  return describeCertificate(new X509Certificate(pem));
+}

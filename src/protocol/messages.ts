@@ -1,0 +1,130 @@
+import { z } from "zod";
+import { MetricsSummary } from "./metrics.js";
+
+/** The protocol version this build speaks. A manager may accept several; a worker speaks exactly one. */
+export const PROTOCOL_VERSION = 1;
+export const SUPPORTED_PROTOCOLS: readonly number[] = [1];
+
+/** One WebSocket frame may hold at most this much; the server and the client both enforce it. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+/** RFC 1123 host label: how worker ids look everywhere (certificates, mDNS names, tool arguments). */
+export const WORKER_ID_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const WorkerId = z.string().regex(WORKER_ID_PATTERN, "must be a DNS label: a-z, 0-9 and '-', 1–63 characters, no '-' at either end");
+
+const LabelKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$/, "label keys are 1–63 of A-Z a-z 0-9 _ . - /");
+export const Labels = z
+  .record(LabelKey, z.string().max(256))
+  .refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
+export type Labels = z.infer<typeof Labels>;
+
+const RequestId = z.union([z.string().min(1).max(64), z.number().int().nonnegative()]);
+
+export const Hello = z.object({
+  type: z.literal("hello"),
+  protocol: z.number().int().positive(),
+  id: WorkerId,
+  hostname: z.string().min(1).max(253),
+  agentVersion: z.string().min(1).max(64),
+  labels: Labels,
+  platform: z.object({
+    os: z.string().max(64),
+    arch: z.string().max(64),
+    release: z.string().max(128),
+  }),
+});
+
+export const Heartbeat = z.object({
+  type: z.literal("heartbeat"),
+  seq: z.number().int().nonnegative(),
+  metrics: MetricsSummary,
+});
+
+export const ErrorBody = z.object({
+  code: z.string().max(64),
+  message: z.string().max(1000),
+});
+
+export const Response = z
+  .object({
+    type: z.literal("response"),
+    id: RequestId,
+    result: z.unknown().optional(),
+    error: ErrorBody.optional(),
+  })
+  .refine((r) => (r.error === undefined) !== (r.result === undefined), "a response has exactly one of result and error");
+
+export const Progress = z.object({
+  type: z.literal("progress"),
+  id: RequestId,
+  progress: z.number().nonnegative(),
+  total: z.number().nonnegative().optional(),
+  message: z.string().max(500).optional(),
+});
+
+export const Goodbye = z.object({
+  type: z.literal("goodbye"),
+  reason: z.string().max(200),
+});
+
+export const Welcome = z.object({
+  type: z.literal("welcome"),
+  protocol: z.number().int().positive(),
+  sessionId: z.string().max(64),
+  heartbeatIntervalMs: z.number().int().min(50).max(3_600_000),
+  managerVersion: z.string().max(64),
+});
+
+export const Request = z.object({
+  type: z.literal("request"),
+  id: RequestId,
+  method: z.string().min(1).max(64),
+  params: z.unknown().optional(),
+});
+
+// Unknown keys are stripped rather than refused: a newer peer may add fields within one protocol version.
+// A new message type, though, is a protocol change and is refused.
+export const WorkerMessage = z.discriminatedUnion("type", [Hello, Heartbeat, Response, Progress, Goodbye]);
+export const ManagerMessage = z.discriminatedUnion("type", [Welcome, Request]);
+
+export type Hello = z.infer<typeof Hello>;
+export type Heartbeat = z.infer<typeof Heartbeat>;
+export type Response = z.infer<typeof Response>;
+export type Progress = z.infer<typeof Progress>;
+export type Goodbye = z.infer<typeof Goodbye>;
+export type Welcome = z.infer<typeof Welcome>;
+export type Request = z.infer<typeof Request>;
+export type WorkerMessage = z.infer<typeof WorkerMessage>;
+export type ManagerMessage = z.infer<typeof ManagerMessage>;
+export type RequestId = z.infer<typeof RequestId>;
+
+export type Decoded<T> = { ok: true; message: T } | { ok: false; error: string };
+
+function decode<T>(schema: z.ZodType<T>, data: unknown, isBinary: boolean): Decoded<T> {
+  if (isBinary) return { ok: false, error: "binary frames are not part of the protocol" };
+  let value: unknown;
+  try {
+    value = JSON.parse(String(data));
+  } catch {
+    return { ok: false, error: "frame is not JSON" };
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return { ok: true, message: parsed.data };
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? issue.path.join(".") : "message";
+  return { ok: false, error: `invalid ${where}: ${issue?.message ?? "does not match the protocol"}` };
+}
+
+/** Parse and validate one frame a worker sent. Never throws. */
+export function decodeWorkerMessage(data: unknown, isBinary = false): Decoded<WorkerMessage> {
+  return decode(WorkerMessage, data, isBinary);
+}
+
+/** Parse and validate one frame the manager sent. Never throws. */
+export function decodeManagerMessage(data: unknown, isBinary = false): Decoded<ManagerMessage> {
+  return decode(ManagerMessage, data, isBinary);
+}
+
+export function encode(message: WorkerMessage | ManagerMessage): string {
+  return JSON.stringify(message);
+}

@@ -1,0 +1,105 @@
+import { readFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import type { ServerOptions } from "node:https";
+import { createSecureContext, type ConnectionOptions, type PeerCertificate, type TLSSocket } from "node:tls";
+import { FleetError, errorMessage } from "../errors.js";
+import { describeCertificate, identityFromSubjectAltName, type CertificateFacts, type Identity, type Role } from "../pki/identity.js";
+
+export interface TlsPaths {
+  ca: string;
+  cert: string;
+  key: string;
+  crl?: string;
+}
+
+/** This process's own TLS material, checked once at start so a wrong path or a mismatched key fails loudly. */
+export interface TlsMaterial {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  crl?: Buffer;
+  self: CertificateFacts & { identity: Identity };
+}
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new FleetError("E_CERT", `cannot read the ${what} ${path}: ${errorMessage(err)}`);
+  }
+}
+
+export function loadTlsMaterial(paths: TlsPaths, role: Role): TlsMaterial {
+  const ca = read(paths.ca, "CA certificate (--ca)");
+  const cert = read(paths.cert, "certificate (--cert)");
+  const key = read(paths.key, "private key (--key)");
+  const crl = paths.crl ? read(paths.crl, "CRL (--crl)") : undefined;
+  let facts: CertificateFacts;
+  try {
+    const own = new X509Certificate(cert);
+    const caCert = new X509Certificate(ca);
+    if (!own.checkIssued(caCert) || !own.verify(caCert.publicKey)) {
+      throw new FleetError("E_CERT", `${paths.cert} was not issued by the CA in ${paths.ca}`);
+    }
+    facts = describeCertificate(own);
+    createSecureContext({ ca, cert, key, crl }); // throws on a key that does not match the certificate
+  } catch (err) {
+    if (err instanceof FleetError) throw err;
+    throw new FleetError("E_CERT", `unusable TLS material (${paths.cert}, ${paths.key}): ${errorMessage(err)}`);
+  }
+  if (!facts.identity) throw new FleetError("E_CERT", `${paths.cert} carries no mcp-fleet identity`);
+  if (facts.identity.role !== role) {
+    throw new FleetError("E_CERT", `${paths.cert} is a ${facts.identity.role} certificate; this command needs a ${role} certificate`);
+  }
+  return { ca, cert, key, crl, self: { ...facts, identity: facts.identity } };
+}
+
+/**
+ * The manager's listener: only the fleet CA is trusted, and a client certificate is required; a client without
+ * one, or with one from another CA, never gets past the handshake.
+ */
+export function managerServerOptions(m: TlsMaterial): ServerOptions {
+  return {
+    ca: m.ca,
+    cert: m.cert,
+    key: m.key,
+    crl: m.crl,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: "TLSv1.2",
+  };
+}
+
+export const NOT_A_MANAGER = "ERR_MCP_FLEET_NOT_A_MANAGER";
+
+/**
+ * The worker's side. Where the manager was found (an address, an mDNS name) proves nothing, so the host name is
+ * not checked; instead the certificate must chain to the fleet CA (OpenSSL checks that) and name the manager
+ * role of this fleet (checked here).
+ */
+export function workerClientOptions(m: TlsMaterial): ConnectionOptions {
+  const fleet = m.self.identity.fleet;
+  return {
+    ca: m.ca,
+    cert: m.cert,
+    key: m.key,
+    minVersion: "TLSv1.2",
+    rejectUnauthorized: true,
+    checkServerIdentity: (_host: string, cert: PeerCertificate) => {
+      const id = identityFromSubjectAltName(cert.subjectaltname);
+      if (id?.role === "manager" && id.fleet === fleet) return undefined;
+      const err = new Error(
+        `the server's certificate is not a manager of fleet "${fleet}" (it names ${id ? `${id.role} of fleet "${id.fleet}"` : "no fleet identity"})`,
+      ) as Error & { code: string };
+      err.code = NOT_A_MANAGER;
+      return err;
+    },
+  };
+}
+
+/** The verified peer behind a TLS socket, or null if the handshake did not authorize it. */
+export function peerCertificate(socket: TLSSocket): CertificateFacts | null {
+  if (!socket.authorized) return null;
+  const cert = socket.getPeerX509Certificate();
+  return cert ? describeCertificate(cert) : null;
+}

@@ -1,0 +1,221 @@
+import { isIP } from "node:net";
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
+import { WebSocket } from "ws";
+import type { Logger } from "../log.js";
+import { CloseCode, PERMANENT_CLOSE_CODES } from "../protocol/close-codes.js";
+import {
+  decodeManagerMessage,
+  encode,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  type Hello,
+  type Request,
+  type WorkerMessage,
+} from "../protocol/messages.js";
+import type { MetricsSummary } from "../protocol/metrics.js";
+import { Backoff } from "./backoff.js";
+import { classifyError, classifyHttpStatus, describeClose, type Failure } from "./failures.js";
+
+export type RequestHandler = (method: string, params: unknown) => Promise<unknown>;
+
+export interface LinkOptions {
+  /** wss://host:port of the manager; the worker endpoint path is added if none is given. */
+  url: string;
+  tls: ConnectionOptions;
+  hello: Omit<Hello, "type" | "protocol">;
+  metrics: () => MetricsSummary;
+  onRequest: RequestHandler;
+  log: Logger;
+  backoff?: Backoff;
+  /** A ping this often detects a manager that vanished without closing (link cut, host gone). */
+  pingIntervalMs?: number;
+  welcomeTimeoutMs?: number;
+}
+
+export function workerEndpoint(url: string): string {
+  const u = new URL(url);
+  if (u.protocol !== "wss:") throw new Error(`manager URL must start with wss:// (got ${u.protocol}//)`);
+  if (u.pathname === "/" || u.pathname === "") u.pathname = "/worker";
+  return u.toString();
+}
+
+/**
+ * One persistent session to the manager, re-established forever with full-jitter backoff. The manager sets the
+ * heartbeat pace in `welcome`; heartbeats never wait for anything but the timer.
+ */
+export class Link {
+  private ws: WebSocket | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private welcomeTimer: NodeJS.Timeout | null = null;
+  private seq = 0;
+  private stopping = false;
+  private readonly backoff: Backoff;
+  private readonly url: string;
+  private readonly log: Logger;
+  private lastFailureKind: string | null = null;
+  /** Resolves when the current socket has closed; used by stop(). */
+  private closed: Promise<void> = Promise.resolve();
+  heartbeatIntervalMs: number | null = null;
+
+  constructor(private readonly options: LinkOptions) {
+    this.url = workerEndpoint(options.url);
+    this.backoff = options.backoff ?? new Backoff();
+    this.log = options.log;
+  }
+
+  get connected(): boolean {
+    return this.heartbeatIntervalMs !== null && this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  /** Say goodbye, close, and stop reconnecting. Resolves once the socket is closed (or after 2 s). */
+  async stop(reason: string): Promise<void> {
+    this.stopping = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.stopTimers();
+    const ws = this.ws;
+    if (!ws) return;
+    if (ws.readyState === WebSocket.OPEN) {
+      if (this.heartbeatIntervalMs !== null) this.send({ type: "goodbye", reason });
+      ws.close(1000, "goodbye");
+    } else {
+      ws.terminate();
+    }
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
+    await Promise.race([this.closed, timeout]);
+    ws.terminate();
+  }
+
+  private connect(): void {
+    if (this.stopping) return;
+    let tlsDone = false;
+    let opened = false;
+    let failure: Failure | null = null;
+    const ws = new WebSocket(this.url, {
+      ...this.options.tls,
+      perMessageDeflate: false,
+      maxPayload: MAX_FRAME_BYTES,
+      handshakeTimeout: 10_000,
+      // Our own connector, to learn whether TLS finished before a failure (see classifyError).
+      createConnection: (opts: ConnectionOptions) => {
+        const host = opts.host ?? "";
+        const socket: TLSSocket = tlsConnect({ ...opts, servername: opts.servername ?? (isIP(host) ? undefined : host) });
+        socket.setKeepAlive(true, 10_000);
+        socket.once("secureConnect", () => (tlsDone = true));
+        return socket;
+      },
+    } as ConstructorParameters<typeof WebSocket>[2]);
+    this.ws = ws;
+    let markClosed!: () => void;
+    this.closed = new Promise((resolve) => (markClosed = resolve));
+
+    ws.on("open", () => {
+      opened = true;
+      this.send({ type: "hello", protocol: PROTOCOL_VERSION, ...this.options.hello });
+      this.welcomeTimer = setTimeout(() => ws.close(CloseCode.WELCOME_TIMEOUT, "no welcome in time"), this.options.welcomeTimeoutMs ?? 10_000);
+    });
+    ws.on("unexpected-response", (_req, res) => {
+      failure = classifyHttpStatus(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.on("error", (err) => {
+      failure ??= classifyError(err as Error & { code?: string }, tlsDone);
+    });
+    ws.on("pong", () => (this.lastHeard = performance.now()));
+    ws.on("message", (data, isBinary) => {
+      this.lastHeard = performance.now();
+      const decoded = decodeManagerMessage(data, isBinary);
+      if (!decoded.ok) {
+        this.log.error({ err: decoded.error }, "manager sent a message this worker does not understand");
+        ws.close(CloseCode.PROTOCOL_ERROR, decoded.error.slice(0, 100));
+        return;
+      }
+      const msg = decoded.message;
+      if (msg.type === "welcome") {
+        if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+        this.heartbeatIntervalMs = msg.heartbeatIntervalMs;
+        this.backoff.reset();
+        this.lastFailureKind = null;
+        this.log.info(
+          { url: this.url, session: msg.sessionId, heartbeatIntervalMs: msg.heartbeatIntervalMs, managerVersion: msg.managerVersion },
+          "connected to manager",
+        );
+        this.startTimers();
+      } else {
+        void this.answer(msg);
+      }
+    });
+    ws.on("close", (code, reasonBuf) => {
+      markClosed();
+      this.stopTimers();
+      const wasConnected = this.heartbeatIntervalMs !== null;
+      this.heartbeatIntervalMs = null;
+      if (this.ws === ws) this.ws = null;
+      if (this.stopping) return;
+      const reason = reasonBuf.toString();
+      const f: Failure = opened && !failure ? describeClose(code, reason) : (failure ?? describeClose(code, reason));
+      if (PERMANENT_CLOSE_CODES.has(code)) this.backoff.toCap();
+      if (f.kind === "certificate_refused" || f.kind === "manager_rejected") this.backoff.toCap();
+      const delay = this.backoff.next();
+      // The same failure over and over is logged once at warn, then at debug, so a long outage does not flood logs.
+      const repeated = !wasConnected && this.lastFailureKind === f.message;
+      this.lastFailureKind = f.message;
+      this.log[repeated ? "debug" : wasConnected ? "warn" : "error"](
+        { kind: f.kind, code, retryInMs: delay, url: this.url },
+        wasConnected ? `lost the manager: ${f.message}` : `cannot connect: ${f.message}`,
+      );
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  private lastHeard = 0;
+
+  private startTimers(): void {
+    const interval = this.heartbeatIntervalMs!;
+    this.heartbeat();
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), interval);
+    const pingEvery = this.options.pingIntervalMs ?? Math.max(5000, 2 * interval);
+    this.lastHeard = performance.now();
+    let lastCheck = performance.now();
+    this.pingTimer = setInterval(() => {
+      const now = performance.now();
+      // This process was paused (SIGSTOP, suspend): the silence was ours, not the manager's.
+      if (now - lastCheck > 2 * pingEvery) this.lastHeard = now;
+      lastCheck = now;
+      if (now - this.lastHeard > 2 * pingEvery) {
+        this.log.warn({ silentMs: Math.round(now - this.lastHeard) }, "manager stopped answering pings; reconnecting");
+        this.ws?.terminate();
+        return;
+      }
+      this.ws?.ping();
+    }, pingEvery);
+  }
+
+  private stopTimers(): void {
+    for (const t of [this.heartbeatTimer, this.pingTimer, this.welcomeTimer]) if (t) clearTimeout(t);
+    this.heartbeatTimer = this.pingTimer = this.welcomeTimer = null;
+  }
+
+  private heartbeat(): void {
+    this.send({ type: "heartbeat", seq: this.seq++, metrics: this.options.metrics() });
+  }
+
+  private async answer(req: Request): Promise<void> {
+    try {
+      const result = await this.options.onRequest(req.method, req.params);
+      this.send({ type: "response", id: req.id, result });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      this.send({ type: "response", id: req.id, error: { code: e.code ?? "error", message: e.message.slice(0, 1000) } });
+    }
+  }
+
+  private send(message: WorkerMessage): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(encode(message));
+  }
+}
