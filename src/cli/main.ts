@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import { isFleetError, errorMessage } from "../errors.js";
 import { VERSION } from "../version.js";
 import { certsCommand } from "./certs.js";
@@ -14,9 +14,17 @@ const program = new Command("mcp-fleet")
   .addCommand(managerCommand())
   .addCommand(workerCommand());
 
+// Usage errors exit 2 like every other bad input, instead of commander's own process.exit(1).
+const withSubcommands = (c: Command): Command[] => [c, ...c.commands.flatMap(withSubcommands)];
+for (const c of withSubcommands(program)) c.exitOverride();
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
+  if (err instanceof CommanderError) {
+    // commander already printed the message (or the help, or the version).
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
   // Bad settings and refused certificate operations are the user's to fix: one clear line, exit 2.
   if (isFleetError(err, "E_CONFIG") || isFleetError(err, "E_CERT") || isFleetError(err, "E_CERT_EXISTS")) {
     console.error(`mcp-fleet: ${err.message}`);

@@ -10,7 +10,8 @@ import type { Logger } from "../log.js";
 import { CloseCode, closeReason } from "../protocol/close-codes.js";
 import type { CallOptions } from "../protocol/correlator.js";
 import { MAX_FRAME_BYTES } from "../protocol/messages.js";
-import { loadTlsMaterial, managerServerOptions, peerCertificate, type TlsPaths } from "../tls/contexts.js";
+import { METHODS, type MethodName, type MethodResult } from "../protocol/methods.js";
+import { gateUnauthorized, loadTlsMaterial, managerServerOptions, peerCertificate, type TlsPaths } from "../tls/contexts.js";
 import { WorkerSession } from "./session.js";
 
 /** Workers connect here; other paths are refused, leaving room for other endpoints later. */
@@ -36,8 +37,8 @@ export interface Manager {
   readonly registry: Registry;
   readonly port: number;
   readonly fleet: string;
-  /** Ask a connected worker something over its socket. */
-  request(workerId: string, method: string, params: unknown, options: CallOptions): Promise<unknown>;
+  /** Ask a connected worker something over its socket; the answer is validated against the method's schema. */
+  request<M extends MethodName>(workerId: string, method: M, params: unknown, options: CallOptions): Promise<MethodResult<M>>;
   close(): Promise<void>;
 }
 
@@ -82,8 +83,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   const server: Server = createServer(managerServerOptions(material));
 
+  gateUnauthorized(server, ({ address, reason, subject }) =>
+    log.warn({ address, reason, subject }, "TLS client refused: certificate not accepted"),
+  );
   server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
-    log.warn({ address: socket.remoteAddress, code: err.code, err: err.message }, "TLS handshake refused");
+    log.warn({ address: socket.remoteAddress, code: err.code, err: err.message.trim() }, "TLS handshake failed");
   });
   server.on("request", (_req, res) => {
     res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
@@ -98,7 +102,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     }
     const cert = peerCertificate(socket);
     if (!cert) {
-      // rejectUnauthorized makes this unreachable; kept so a future option change cannot open the door.
+      // gateUnauthorized destroyed such sockets already; checked again so no refactoring can open the door.
       log.warn({ address: socket.remoteAddress }, "upgrade without an authorized client certificate");
       socket.destroy();
       return;
@@ -149,12 +153,14 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     registry,
     port,
     fleet: material.self.identity.fleet,
-    request(workerId, method, params, callOptions) {
+    async request(workerId, method, params, callOptions) {
       const session = byWorker.get(workerId);
-      if (!session?.isOpen) {
-        return Promise.reject(new FleetError("E_NOT_CONNECTED", `worker ${workerId} is not connected`));
+      if (!session?.isOpen) throw new FleetError("E_NOT_CONNECTED", `worker ${workerId} is not connected`);
+      const answer = METHODS[method].result.safeParse(await session.request(method, params, callOptions));
+      if (!answer.success) {
+        throw new FleetError("E_BAD_RESPONSE", `worker ${workerId} answered ${method} with data that does not match the protocol`);
       }
-      return session.request(method, params, callOptions);
+      return answer.data as MethodResult<typeof method>;
     },
     close() {
       closing ??= (async () => {

@@ -33,6 +33,7 @@ export class WorkerSession {
   private readonly helloTimer: NodeJS.Timeout;
   private readonly correlator: Correlator;
   private readonly log: Logger;
+  private lastBeatAt = performance.now();
 
   constructor(
     private readonly ws: WebSocket,
@@ -97,9 +98,15 @@ export class WorkerSession {
     switch (msg.type) {
       case "hello":
         return this.close(CloseCode.PROTOCOL_ERROR, "hello sent twice");
-      case "heartbeat":
+      case "heartbeat": {
         this.ctx.registry.heartbeat(this.workerId, this.sessionId, msg.seq, msg.metrics);
+        if (this.log.isLevelEnabled("trace")) {
+          const now = performance.now();
+          this.log.trace({ seq: msg.seq, gapMs: Math.round(now - this.lastBeatAt) }, "heartbeat");
+          this.lastBeatAt = now;
+        }
         return;
+      }
       case "response":
         if (!this.correlator.handleResponse(msg)) this.log.debug({ id: msg.id }, "response to no pending request");
         return;

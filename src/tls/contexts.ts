@@ -55,8 +55,9 @@ export function loadTlsMaterial(paths: TlsPaths, role: Role): TlsMaterial {
 }
 
 /**
- * The manager's listener: only the fleet CA is trusted, and a client certificate is required; a client without
- * one, or with one from another CA, never gets past the handshake.
+ * The manager's listener: only the fleet CA is trusted, and a client certificate is requested. The decision is
+ * made by `gateUnauthorized` as soon as the handshake ends, not by OpenSSL: with rejectUnauthorized Node drops
+ * the socket without saying why, and an operator needs the reason (expired, revoked, unknown CA) in the log.
  */
 export function managerServerOptions(m: TlsMaterial): ServerOptions {
   return {
@@ -65,9 +66,26 @@ export function managerServerOptions(m: TlsMaterial): ServerOptions {
     key: m.key,
     crl: m.crl,
     requestCert: true,
-    rejectUnauthorized: true,
+    rejectUnauthorized: false,
     minVersion: "TLSv1.2",
   };
+}
+
+/**
+ * Destroys every TLS connection whose client certificate did not verify, before a byte of it is read, and
+ * reports why. Registered first, so no other listener sees an unauthorized socket.
+ */
+export function gateUnauthorized(
+  server: { prependListener(event: "secureConnection", fn: (socket: TLSSocket) => void): unknown },
+  onRefused: (info: { address: string | undefined; reason: string; subject: string | null }) => void,
+): void {
+  server.prependListener("secureConnection", (socket: TLSSocket) => {
+    if (socket.authorized) return;
+    const peer = socket.getPeerX509Certificate();
+    const reason = socket.authorizationError ? String(socket.authorizationError) : "no client certificate";
+    onRefused({ address: socket.remoteAddress, reason: peer ? reason : "no client certificate", subject: peer?.subject.replace(/\n/g, ", ") ?? null });
+    socket.destroy();
+  });
 }
 
 export const NOT_A_MANAGER = "ERR_MCP_FLEET_NOT_A_MANAGER";

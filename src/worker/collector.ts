@@ -32,8 +32,8 @@ class CollectorThread {
   private nextId = 1;
   private dead = false;
 
-  constructor(onExit: (err: Error) => void) {
-    this.worker = new Worker(THREAD_URL);
+  constructor(timeoutMs: number, onExit: (err: Error) => void) {
+    this.worker = new Worker(THREAD_URL, { workerData: { timeoutMs } });
     this.worker.unref();
     this.worker.on("message", (reply: ThreadReply) => {
       const p = this.pending.get(reply.id);
@@ -63,7 +63,7 @@ class CollectorThread {
     return Promise.race([answer, sleep(timeoutMs).then(() => false)]);
   }
 
-  /** The call that has waited longest: in a thread blocked synchronously, the one that blocked it. */
+  /** The call that has waited longest: the thread runs calls in order, so in a blocked thread, the one that blocked it. */
   oldestPending(): CollectorName | undefined {
     let oldest: PendingCall | undefined;
     for (const p of this.pending.values()) if (p.name !== "ping" && (!oldest || p.started < oldest.started)) oldest = p;
@@ -72,7 +72,7 @@ class CollectorThread {
 
   terminate(): void {
     this.dead = true;
-    for (const p of this.pending.values()) p.reject(new Error("collector thread replaced"));
+    for (const p of this.pending.values()) p.reject(new ThreadReplaced());
     this.pending.clear();
     void this.worker.terminate();
   }
@@ -83,6 +83,13 @@ class CollectorThread {
       this.pending.set(req.id, { name, started: performance.now(), resolve, reject });
       this.worker.postMessage(req);
     });
+  }
+}
+
+/** A call cut short because its thread was replaced: not the collector's failure; it runs again next cycle. */
+class ThreadReplaced extends Error {
+  constructor() {
+    super("collector thread replaced");
   }
 }
 
@@ -156,7 +163,7 @@ export class Collector {
   }
 
   private newThread(): CollectorThread {
-    const thread: CollectorThread = new CollectorThread((err) => {
+    const thread: CollectorThread = new CollectorThread(this.options.timeoutMs, (err) => {
       if (this.stopped || thread !== this.thread) return;
       this.options.log.warn({ err: err.message }, "collector thread died; starting a new one");
       this.thread = this.newThread();
@@ -165,14 +172,19 @@ export class Collector {
   }
 
   private async refresh(names: CollectorName[]): Promise<void> {
-    const { timeoutMs } = this.options;
-    const late = await Promise.all(
-      names.map(async (name) => ((await settlesWithin(this.collect(name), timeoutMs)) ? null : name)),
-    );
-    for (const name of late) {
-      if (name && !this.quarantinedUntil.has(name)) this.setError(name, `no answer within ${formatDuration(timeoutMs)}`);
+    const work = Promise.all(names.map((name) => this.collect(name)));
+    // The thread bounds each call by the timeout and answers pings between them; a thread that stays silent
+    // past a timeout plus a ping is blocked inside a call.
+    const watchdog = setInterval(() => {
+      void this.thread.ping(PING_TIMEOUT_MS).then((alive) => {
+        if (!alive) this.replaceWedgedThread();
+      });
+    }, this.options.timeoutMs + PING_TIMEOUT_MS);
+    try {
+      await work;
+    } finally {
+      clearInterval(watchdog);
     }
-    if (late.some((n) => n !== null) && !(await this.thread.ping(PING_TIMEOUT_MS))) this.replaceWedgedThread();
     this.latest = summarize(this.fresh(), loadavg()[0] ?? 0, [...this.errors.values()]);
   }
 
@@ -192,7 +204,9 @@ export class Collector {
             this.readAt.set(name, performance.now());
             this.clearError(name);
           },
-          (err: Error) => this.setError(name, err.message),
+          (err: Error) => {
+            if (!(err instanceof ThreadReplaced)) this.setError(name, err.message);
+          },
         )
         .finally(() => this.inflight.delete(name));
       this.inflight.set(name, call);
@@ -201,6 +215,7 @@ export class Collector {
   }
 
   private replaceWedgedThread(): void {
+    if (this.stopped) return;
     const culprit = this.thread.oldestPending();
     const quarantineMs = this.options.quarantineMs ?? 5 * 60_000;
     if (culprit) {
@@ -236,6 +251,3 @@ export class Collector {
   }
 }
 
-function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  return Promise.race([p.then(() => true), sleep(ms).then(() => false)]);
-}

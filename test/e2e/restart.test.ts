@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ManagerProc, makeCerts, startWorker, tempDir, type CertSet } from "../helpers/fleet.js";
+import { killAll, sleep } from "../helpers/processes.js";
+
+describe("manager restart", () => {
+  let certs: CertSet;
+  let cleanup: () => Promise<void>;
+  const ids = ["r1", "r2", "r3"];
+
+  before(async () => {
+    const tmp = await tempDir("restart");
+    cleanup = tmp.cleanup;
+    certs = await makeCerts(tmp.path, ids);
+  });
+  after(async () => {
+    killAll();
+    await cleanup();
+  });
+
+  for (const how of ["SIGTERM", "SIGKILL"] as const) {
+    it(`after a ${how}, every worker reconnects by itself and is healthy again within 10 s`, async () => {
+      const first = await ManagerProc.start(certs);
+      const workers = ids.map((id) => startWorker(certs, id, first.url));
+      for (const id of ids) await first.waitForState(id, "healthy", 5000);
+
+      first.kill(how);
+      await first.exited;
+      await sleep(500); // down for a moment: the workers see refused connections and back off
+      const restarted = performance.now();
+      const second = await ManagerProc.start(certs, [], first.port);
+      for (const id of ids) {
+        const t = await second.waitForState(id, "healthy", 10_000);
+        assert.ok(t.receivedAt - restarted < 10_000, `${id} back after ${Math.round(t.receivedAt - restarted)} ms`);
+      }
+      for (const w of workers) assert.ok(w.running, "workers kept running: they reconnect, they do not exit");
+      second.kill("SIGKILL");
+      for (const w of workers) w.kill("SIGKILL");
+      await second.exited;
+    });
+  }
+});
