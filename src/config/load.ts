@@ -37,7 +37,8 @@ export function loadConfig<S extends z.ZodType>(schema: S, command: Command): z.
   const lines = parsed.error.issues.map((issue) => {
     const key = issue.path[0];
     const name = typeof key === "string" ? describeKey(command, key) : "options";
-    return `  ${name}: ${issue.message}`;
+    const missing = issue.code === "invalid_type" && /received undefined/.test(issue.message);
+    return `  ${name}: ${missing ? "is required" : issue.message}`;
   });
   throw new FleetError("E_CONFIG", `invalid settings:\n${lines.join("\n")}`);
 }

@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { MetricsSummary } from "../../src/protocol/metrics.js";
+import { FullStatus } from "../../src/protocol/status.js";
+import { fullStatus, summarize, type Readings } from "../../src/worker/summary.js";
+
+// Shapes as systeminformation returns them on Linux, trimmed to the fields we read.
+const readings = {
+  cpu: { manufacturer: "Intel", brand: "Xeon", speed: 2.4, cores: 2, physicalCores: 1 },
+  osInfo: { platform: "linux", distro: "Debian GNU/Linux", release: "12", kernel: "6.1.0", arch: "x64" },
+  currentLoad: { currentLoad: 37.26, cpus: [{ load: 40.1 }, { load: 34.4 }] },
+  mem: { total: 1000, available: 250, free: 100, used: 900, active: 700, swaptotal: 200, swapused: 50 },
+  fsSize: [
+    { fs: "/dev/vda", type: "ext4", mount: "/", size: 100, used: 40, use: 40, rw: true },
+    { fs: "/dev/loop0", type: "squashfs", mount: "/snap/core", size: 10, used: 10, use: 100, rw: false },
+    { fs: "tmpfs", type: "tmpfs", mount: "/run", size: 10, used: 9.9, use: 99, rw: true },
+    { fs: "/dev/vdb", type: "xfs", mount: "/data", size: 100, used: 71, use: 71.04, rw: true },
+  ],
+  battery: { hasBattery: true, percent: 55, isCharging: false, acConnected: false },
+  networkStats: [
+    { iface: "lo", operstate: "unknown", rx_sec: 5000, tx_sec: 5000 },
+    { iface: "eth0", operstate: "up", rx_sec: 1200.4, tx_sec: 300 },
+    { iface: "wlan0", operstate: "up", rx_sec: null, tx_sec: -1 },
+  ],
+  cpuTemperature: { main: 51, max: 63.25, cores: [50, 52] },
+  time: { uptime: 12345 },
+  networkInterfaces: [{ iface: "eth0", operstate: "up", ip4: "10.0.0.5", ip6: "", mac: "aa:bb" }],
+} as unknown as Readings;
+
+describe("metrics summary and full status", () => {
+  it("summarises readings into the compact heartbeat form", () => {
+    const s = summarize(readings, 0.456, []);
+    assert.deepEqual(s, {
+      cpu: 37.3,
+      load1: 0.46,
+      cores: 2,
+      mem: 75,
+      memTotal: 1000,
+      swap: 25,
+      disk: { mount: "/data", used: 71 },
+      battery: { percent: 55, charging: false },
+      net: { rx: 1200, tx: 300 },
+      temp: 63.3,
+      uptime: 12345,
+      errors: [],
+    });
+    assert.doesNotThrow(() => MetricsSummary.parse(s));
+    assert.ok(JSON.stringify(s).length < 400, `heartbeat summary is ${JSON.stringify(s).length} bytes`);
+  });
+
+  it("leaves gaps as null instead of inventing numbers, and keeps errors", () => {
+    const s = summarize({}, Number.NaN, ["fsSize: no answer within 5s"]);
+    assert.equal(s.cpu, null);
+    assert.equal(s.disk, null);
+    assert.equal(s.battery, null);
+    assert.equal(s.load1, null);
+    assert.deepEqual(s.errors, ["fsSize: no answer within 5s"]);
+    assert.doesNotThrow(() => MetricsSummary.parse(s));
+  });
+
+  it("builds a full status that matches the protocol schema", () => {
+    const f = fullStatus(readings, { hostname: "h", loadavg: [0.5, 0.25, 0.125], collectedAt: new Date(0), errors: [] });
+    assert.doesNotThrow(() => FullStatus.parse(f));
+    assert.deepEqual(f.load?.perCore, [40.1, 34.4]);
+    assert.deepEqual(f.load?.average, [0.5, 0.25, 0.13]);
+    assert.equal(f.network?.find((n) => n.iface === "eth0")?.ip4, "10.0.0.5");
+    assert.equal(f.network?.find((n) => n.iface === "wlan0")?.rxBytesPerSec, null);
+    assert.equal(f.filesystems?.length, 4);
+  });
+});
