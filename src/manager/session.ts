@@ -160,7 +160,8 @@ export class WorkerSession {
     const wasOpen = this.phase === "open";
     this.phase = "closed";
     this.correlator.rejectAll(new FleetError("E_NOT_CONNECTED", `worker ${this.workerId} disconnected`));
-    if (wasOpen && !this.saidGoodbye) {
+    // A manager that is shutting down closed this itself (1001): that says nothing about the worker's health.
+    if (wasOpen && !this.saidGoodbye && this.closedBy?.code !== 1001) {
       const detail = this.closedBy
         ? `closed by manager: ${this.closedBy.detail} (${this.closedBy.code})`
         : `${reason || describeCloseCode(code)} (${code})`;

@@ -26,6 +26,12 @@ describe("manager restart", () => {
 
       first.kill(how);
       await first.exited;
+      if (how === "SIGTERM") {
+        assert.ok(
+          !first.transitions().some((t) => t.to === "unhealthy"),
+          "a manager shutting down does not mark the workers it disconnects unhealthy",
+        );
+      }
       await sleep(500); // down for a moment: the workers see refused connections and back off
       const restarted = performance.now();
       const second = await ManagerProc.start(certs, [], first.port);
