@@ -158,22 +158,13 @@ export class Registry {
   /** The worker said goodbye: it is stopping on purpose. */
   goodbye(id: string, sessionId: string, reason: string): boolean {
     const rec = this.current(id, sessionId);
-    if (!rec) return false;
-    rec.sessionId = null;
-    rec.connectedSinceWall = null;
-    rec.lastSeen = this.clock.wall();
-    this.transition(rec, "offline", [{ code: "goodbye", message: reason ? `goodbye: ${reason}` : "goodbye" }]);
-    return true;
+    if (rec) rec.lastSeen = this.clock.wall();
+    return this.end(rec, "offline", { code: "goodbye", message: reason ? `goodbye: ${reason}` : "goodbye" });
   }
 
   /** The socket closed. Without a goodbye first, the worker is lost: unhealthy at once. */
   sessionClosed(id: string, sessionId: string, detail: string): boolean {
-    const rec = this.current(id, sessionId);
-    if (!rec) return false;
-    rec.sessionId = null;
-    rec.connectedSinceWall = null;
-    this.transition(rec, "unhealthy", [{ code: "connection_lost", message: `connection lost: ${detail}` }]);
-    return true;
+    return this.end(this.current(id, sessionId), "unhealthy", { code: "connection_lost", message: `connection lost: ${detail}` });
   }
 
   /**
@@ -235,6 +226,14 @@ export class Registry {
     if (filter.afterSeq !== undefined) list = list.filter((e) => e.seq > filter.afterSeq!);
     if (filter.limit !== undefined) list = list.slice(-filter.limit);
     return list;
+  }
+
+  private end(rec: WorkerRecord | undefined, state: "offline" | "unhealthy", reason: Reason): boolean {
+    if (!rec) return false;
+    rec.sessionId = null;
+    rec.connectedSinceWall = null;
+    this.transition(rec, state, [reason]);
+    return true;
   }
 
   private current(id: string, sessionId: string): WorkerRecord | undefined {

@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { makeCerts, tempDir, type CertSet } from "../helpers/fleet.js";
-import { killAll, Proc, sleep } from "../helpers/processes.js";
+import { useCerts, type CertSet } from "../helpers/fleet.js";
+import { Proc, sleep } from "../helpers/processes.js";
 
 describe("configuration from the environment (systemd EnvironmentFile style)", () => {
+  const fx = useCerts("cli", ["env1"], { before, after });
   let certs: CertSet;
-  let cleanup: () => Promise<void>;
-  before(async () => {
-    const tmp = await tempDir("cli");
-    cleanup = tmp.cleanup;
-    certs = await makeCerts(tmp.path, ["env1"]);
-  });
-  after(async () => {
-    killAll();
-    await cleanup();
+  before(() => {
+    certs = fx.certs;
   });
 
   it("manager and worker run from MCP_FLEET_* variables alone; the worker keeps the manager's pace", async () => {

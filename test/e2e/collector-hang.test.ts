@@ -1,27 +1,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ManagerProc, makeCerts, startWorker, tempDir, type CertSet } from "../helpers/fleet.js";
-import { killAll, sleep } from "../helpers/processes.js";
+import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
+import { sleep } from "../helpers/processes.js";
 
 describe("a collector call that never returns", () => {
-  let certs: CertSet;
-  let cleanup: () => Promise<void>;
-  before(async () => {
-    const tmp = await tempDir("hang");
-    cleanup = tmp.cleanup;
-    certs = await makeCerts(tmp.path, ["stuck"]);
-  });
-  after(async () => {
-    killAll();
-    await cleanup();
-  });
+  const fx = useCerts("hang", ["stuck"], { before, after });
 
   it("does not delay heartbeats; the hang is reported as a warning and the other collectors recover", async () => {
     const interval = 500;
-    const manager = await ManagerProc.start(certs, ["--heartbeat-interval", `${interval}ms`, "--log-level", "trace"]);
+    const manager = await ManagerProc.start(fx.certs, ["--heartbeat-interval", `${interval}ms`, "--log-level", "trace"]);
     // fsSize blocks its thread for good, as `df` does on a dead NFS mount.
     const worker = startWorker(
-      certs,
+      fx.certs,
       "stuck",
       manager.url,
       ["--collect-interval", "1s", "--collect-timeout", "1s"],

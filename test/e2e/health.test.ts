@@ -1,23 +1,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ManagerProc, makeCerts, startWorker, tempDir, type CertSet } from "../helpers/fleet.js";
-import { killAll, type Proc } from "../helpers/processes.js";
+import { ManagerProc, startWorker, useCerts, type CertSet } from "../helpers/fleet.js";
+import type { Proc } from "../helpers/processes.js";
 
 describe("worker health as the manager sees it (real processes, mTLS on loopback)", () => {
+  const fx = useCerts("health", ["w1", "w2", "w3"], { before, after });
   let certs: CertSet;
-  let cleanup: () => Promise<void>;
   let manager: ManagerProc;
   const workers = new Map<string, Proc>();
 
   before(async () => {
-    const tmp = await tempDir("health");
-    cleanup = tmp.cleanup;
-    certs = await makeCerts(tmp.path, ["w1", "w2", "w3"]);
+    certs = fx.certs;
     manager = await ManagerProc.start(certs);
-  });
-  after(async () => {
-    killAll();
-    await cleanup();
   });
 
   it("three workers are healthy within 3 s of starting", async () => {

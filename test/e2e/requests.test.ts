@@ -4,23 +4,20 @@ import { FleetError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
 import { startManager, type Manager } from "../../src/manager/manager.js";
 import { FullStatus } from "../../src/protocol/status.js";
-import { makeCerts, startWorker, tempDir, type CertSet } from "../helpers/fleet.js";
-import { killAll, type Proc } from "../helpers/processes.js";
+import { startWorker, useCerts } from "../helpers/fleet.js";
+import type { Proc } from "../helpers/processes.js";
 
 /**
  * Manager → worker requests over the worker's own socket. The manager runs in this process (the next issue's
  * MCP tools will call exactly this API); the worker is a real process.
  */
 describe("requests from manager to worker", () => {
-  let certs: CertSet;
-  let cleanup: () => Promise<void>;
+  const fx = useCerts("requests", ["q1"], { before, after });
   let manager: Manager;
   let worker: Proc;
 
   before(async () => {
-    const tmp = await tempDir("requests");
-    cleanup = tmp.cleanup;
-    certs = await makeCerts(tmp.path, ["q1"]);
+    const certs = fx.certs;
     manager = await startManager({
       tls: { ca: certs.ca, cert: certs.managerCert, key: certs.managerKey },
       host: "127.0.0.1",
@@ -36,11 +33,7 @@ describe("requests from manager to worker", () => {
       await new Promise((r) => setTimeout(r, 50));
     }
   });
-  after(async () => {
-    killAll();
-    await manager.close();
-    await cleanup();
-  });
+  after(() => manager.close());
 
   it("status.snapshot returns the full, fresh status: OS, CPU, load, memory, filesystems, network", async () => {
     const before = Date.now();

@@ -1,27 +1,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ManagerProc, makeCerts, startWorker, tempDir, type CertSet } from "../helpers/fleet.js";
-import { killAll, sleep } from "../helpers/processes.js";
+import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
+import { sleep } from "../helpers/processes.js";
 
 describe("manager restart", () => {
-  let certs: CertSet;
-  let cleanup: () => Promise<void>;
   const ids = ["r1", "r2", "r3"];
-
-  before(async () => {
-    const tmp = await tempDir("restart");
-    cleanup = tmp.cleanup;
-    certs = await makeCerts(tmp.path, ids);
-  });
-  after(async () => {
-    killAll();
-    await cleanup();
-  });
+  const fx = useCerts("restart", ids, { before, after });
 
   for (const how of ["SIGTERM", "SIGKILL"] as const) {
     it(`after a ${how}, every worker reconnects by itself and is healthy again within 10 s`, async () => {
-      const first = await ManagerProc.start(certs);
-      const workers = ids.map((id) => startWorker(certs, id, first.url));
+      const first = await ManagerProc.start(fx.certs);
+      const workers = ids.map((id) => startWorker(fx.certs, id, first.url));
       for (const id of ids) await first.waitForState(id, "healthy", 5000);
 
       first.kill(how);
@@ -34,7 +23,7 @@ describe("manager restart", () => {
       }
       await sleep(500); // down for a moment: the workers see refused connections and back off
       const restarted = performance.now();
-      const second = await ManagerProc.start(certs, [], first.port);
+      const second = await ManagerProc.start(fx.certs, [], first.port);
       for (const id of ids) {
         const t = await second.waitForState(id, "healthy", 10_000);
         assert.ok(t.receivedAt - restarted < 10_000, `${id} back after ${Math.round(t.receivedAt - restarted)} ms`);

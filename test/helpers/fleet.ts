@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Proc, runCli, type LogLine } from "./processes.js";
+import { killAll, Proc, runCli, type LogLine } from "./processes.js";
 
 export interface CertSet {
   dir: string;
@@ -104,4 +104,24 @@ export function startWorker(
     ["worker", "--ca", certs.ca, "--cert", cert, "--key", key, "--manager", managerUrl, ...extra],
     env,
   );
+}
+
+/**
+ * The usual suite set-up: a temporary directory with certificates for `ids`, and, whatever happens, every
+ * process killed and the directory removed at the end. Fields are filled in by `before`.
+ */
+export function useCerts(prefix: string, ids: string[], hooks: { before: (fn: () => Promise<void>) => void; after: (fn: () => Promise<void>) => void }) {
+  const fixture = { certs: undefined as unknown as CertSet, dir: "" };
+  let cleanup: () => Promise<void> = async () => {};
+  hooks.before(async () => {
+    const tmp = await tempDir(prefix);
+    cleanup = tmp.cleanup;
+    fixture.dir = tmp.path;
+    fixture.certs = await makeCerts(tmp.path, ids);
+  });
+  hooks.after(async () => {
+    killAll();
+    await cleanup();
+  });
+  return fixture;
 }
