@@ -34,22 +34,27 @@ export const labelsField = z
 export { duration };
 
 /**
- * Runs until SIGINT or SIGTERM, then calls `stop` once and exits 0. A second signal exits at once, for an
- * operator whose clean stop is taking too long.
+ * Stops once, cleanly, on SIGINT or SIGTERM or whatever else calls the returned trigger (the manager: stdin
+ * closing), then exits 0. A second signal exits at once, for an operator whose clean stop is taking too long,
+ * and a stop that hangs is cut off after 10 s.
  */
-export function untilSignal(stop: (signal: string) => Promise<void>): void {
+export function shutdownOn(stop: (why: string) => Promise<void>): (why: string) => void {
   let stopping = false;
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.on(signal, () => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      stop(signal).then(
-        () => process.exit(0),
-        (err) => {
-          console.error(err);
-          process.exit(1);
-        },
-      );
-    });
-  }
+  const trigger = (why: string) => {
+    if (stopping) {
+      if (why.startsWith("SIG")) process.exit(1);
+      return;
+    }
+    stopping = true;
+    setTimeout(() => process.exit(1), 10_000).unref();
+    stop(why).then(
+      () => process.exit(0),
+      (err) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => trigger(signal));
+  return trigger;
 }

@@ -3,7 +3,10 @@ import { z } from "zod";
 import { fields, flag, loadConfig } from "../config/load.js";
 import { createLogger } from "../log.js";
 import { startManager } from "../manager/manager.js";
-import { duration, logLevelField, logLevelFlag, tlsFields, untilSignal } from "./common.js";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { defaultStateFile } from "../config/paths.js";
+import { createMcpServer } from "../mcp/server.js";
+import { duration, logLevelField, logLevelFlag, shutdownOn, tlsFields } from "./common.js";
 
 const schema = z.object({
   ...tlsFields,
@@ -13,12 +16,15 @@ const schema = z.object({
   heartbeatInterval: duration({ min: 100, max: 3_600_000 }),
   missedHeartbeats: fields.positiveInt(100),
   pressurePercent: z.coerce.number().min(0).max(100),
+  state: fields.path,
+  restartGrace: duration({ min: 0, max: 86_400_000 }),
+  requestTimeout: duration({ min: 100, max: 600_000 }),
   logLevel: logLevelField,
 });
 
 export function managerCommand(): Command {
   return new Command("manager")
-    .description("run the manager: accept workers over mutual TLS and track their health")
+    .description("run the manager: accept workers over mutual TLS, track their health, serve MCP on stdio")
     .addOption(flag("--ca <file>", "fleet CA certificate", "certs/ca.pem"))
     .addOption(flag("--cert <file>", "manager certificate", "certs/manager.pem"))
     .addOption(flag("--key <file>", "manager private key", "certs/manager-key.pem"))
@@ -28,6 +34,9 @@ export function managerCommand(): Command {
     .addOption(flag("--heartbeat-interval <duration>", "heartbeat interval workers are told to keep", "1s"))
     .addOption(flag("--missed-heartbeats <n>", "a connected worker is unhealthy after this many missed intervals", "3"))
     .addOption(flag("--pressure-percent <n>", "memory or disk use above this percent is a warning; 0 turns it off", "95"))
+    .addOption(flag("--state <file>", "where known workers and their history are kept", defaultStateFile()))
+    .addOption(flag("--restart-grace <duration>", "after a restart, how long known workers have to reconnect", "30s"))
+    .addOption(flag("--request-timeout <duration>", "how long a worker has to answer a status request", "5s"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -39,8 +48,19 @@ export function managerCommand(): Command {
         heartbeatIntervalMs: o.heartbeatInterval,
         missedHeartbeats: o.missedHeartbeats,
         pressurePercent: o.pressurePercent,
+        stateFile: o.state,
+        restartGraceMs: o.restartGrace,
         log,
       });
-      untilSignal(() => manager.close());
+      // stdout belongs to MCP from here on: Claude Desktop (or any MCP client) talks to us over stdio.
+      const mcp = createMcpServer(manager, { requestTimeoutMs: o.requestTimeout, log });
+      const stop = shutdownOn(async (why) => {
+        log.info({ why }, "manager stopping");
+        await mcp.close();
+        await manager.close();
+      });
+      // The client closing our stdin is how it says goodbye (and how Claude Desktop quits us).
+      process.stdin.once("end", () => stop("stdin closed"));
+      await mcp.server.connect(new StdioServerTransport());
     });
 }

@@ -4,7 +4,7 @@ import { flag, loadConfig } from "../config/load.js";
 import { createLogger } from "../log.js";
 import { startWorker } from "../worker/agent.js";
 import { workerEndpoint } from "../worker/link.js";
-import { duration, labelsField, logLevelField, logLevelFlag, tlsFields, untilSignal } from "./common.js";
+import { duration, labelsField, logLevelField, logLevelFlag, tlsFields, shutdownOn } from "./common.js";
 
 const schema = z.object({
   ...tlsFields,
@@ -44,6 +44,6 @@ export function workerCommand(): Command {
         collectTimeoutMs: o.collectTimeout,
         log,
       });
-      untilSignal((signal) => agent.stop(signal));
+      shutdownOn((signal) => agent.stop(signal));
     });
 }

@@ -14,7 +14,8 @@ export type ReasonCode =
   | "battery_low"
   | "collector_errors"
   | "reconnect_flapping"
-  | "cert_expiring";
+  | "cert_expiring"
+  | "not_seen_since_start";
 
 /** `code` is stable and decides whether anything changed; `message` is for people and may carry figures. */
 export interface Reason {

@@ -27,6 +27,25 @@ export interface SessionInfo {
   certNotAfter: number | null;
 }
 
+/** What is kept of a worker across manager restarts. */
+export interface KnownWorker {
+  id: string;
+  hostname: string;
+  agentVersion: string;
+  labels: Labels;
+  platform: { os: string; arch: string; release: string };
+  address: string | null;
+  firstSeen: number;
+  lastSeen: number;
+  state: HealthState;
+  reasons: Reason[];
+}
+
+export interface RegistrySnapshot {
+  workers: KnownWorker[];
+  events: HealthEvent[];
+}
+
 export interface WorkerView {
   id: string;
   hostname: string;
@@ -62,6 +81,8 @@ interface WorkerRecord {
   lastSeq: number | null;
   metrics: MetricsSummary | null;
   sessionStarts: number[];
+  /** Restored from a previous run and not connected since: judged when the restart grace period ends. */
+  restored: boolean;
 }
 
 export interface RegistryOptions {
@@ -105,6 +126,9 @@ export class Registry {
     const wall = this.clock.wall();
     let rec = this.workers.get(info.id);
     const isNew = rec === undefined;
+    // A restored state was a belief carried over a restart; the first session turns it into an observation,
+    // which is recorded even when the state is the same.
+    const confirmsRestored = rec?.restored === true ? rec.state : null;
     const replaced = rec?.sessionId ?? null;
     if (!rec) {
       rec = {
@@ -121,10 +145,12 @@ export class Registry {
         lastSeq: null,
         metrics: null,
         sessionStarts: [],
+        restored: false,
       };
       this.workers.set(info.id, rec);
     }
     rec.info = info;
+    rec.restored = false;
     rec.sessionId = info.sessionId;
     rec.lastSeen = wall;
     rec.connectedSinceWall = wall;
@@ -133,9 +159,9 @@ export class Registry {
     rec.lastSeq = null;
     rec.sessionStarts = rec.sessionStarts.filter((t) => now - t < this.policy.flapWindowMs);
     rec.sessionStarts.push(now);
-    if (isNew) {
+    if (isNew || confirmsRestored !== null) {
       Object.assign(rec, this.assess(rec));
-      this.recordEvent(rec, null);
+      this.recordEvent(rec, confirmsRestored);
     } else {
       this.reassess(rec);
     }
@@ -182,8 +208,68 @@ export class Registry {
       for (const rec of this.workers.values()) if (rec.sessionId) rec.graceFrom = now;
       this.options.onStall?.(gap);
     }
-    for (const rec of this.workers.values()) if (rec.sessionId) this.reassess(rec);
+    for (const rec of this.workers.values()) {
+      if (rec.sessionId) this.reassess(rec);
+      else if (rec.restored && now >= rec.graceFrom) this.expireRestored(rec);
+    }
     return { stalledMs };
+  }
+
+  /**
+   * Loads what a previous run knew. Restored workers are not connected; each keeps its recorded state until it
+   * reconnects or `graceMs` passes, when it becomes unhealthy ("not seen since manager start"), unless its last
+   * word was a goodbye, in which case it stays offline. No alarm is raised for the restart itself.
+   */
+  restore(snapshot: RegistrySnapshot, graceMs: number): void {
+    const now = this.clock.monotonic();
+    for (const k of snapshot.workers) {
+      if (this.workers.has(k.id)) continue;
+      this.workers.set(k.id, {
+        info: {
+          id: k.id,
+          sessionId: "",
+          hostname: k.hostname,
+          agentVersion: k.agentVersion,
+          labels: k.labels,
+          platform: k.platform,
+          address: k.address,
+          certNotAfter: null,
+        },
+        sessionId: null,
+        state: k.state,
+        reasons: k.reasons,
+        firstSeen: k.firstSeen,
+        lastSeen: k.lastSeen,
+        connectedSinceWall: null,
+        lastBeat: now,
+        graceFrom: now + graceMs,
+        heartbeats: 0,
+        lastSeq: null,
+        metrics: null,
+        sessionStarts: [],
+        restored: true,
+      });
+    }
+    for (const e of snapshot.events) this.history.push(e);
+    this.eventSeq = Math.max(this.eventSeq, ...snapshot.events.map((e) => e.seq));
+  }
+
+  export(): RegistrySnapshot {
+    return {
+      workers: [...this.workers.values()].map((r) => ({
+        id: r.info.id,
+        hostname: r.info.hostname,
+        agentVersion: r.info.agentVersion,
+        labels: r.info.labels,
+        platform: r.info.platform,
+        address: r.info.address,
+        firstSeen: r.firstSeen,
+        lastSeen: r.lastSeen,
+        state: r.state,
+        reasons: r.reasons,
+      })),
+      events: this.history.toArray(),
+    };
   }
 
   /** Change the heartbeat interval or thresholds; the deadlines follow at the next tick. */
@@ -226,6 +312,12 @@ export class Registry {
     if (filter.afterSeq !== undefined) list = list.filter((e) => e.seq > filter.afterSeq!);
     if (filter.limit !== undefined) list = list.slice(-filter.limit);
     return list;
+  }
+
+  private expireRestored(rec: WorkerRecord): void {
+    rec.restored = false;
+    if (rec.state === "offline") return;
+    this.transition(rec, "unhealthy", [{ code: "not_seen_since_start", message: "not seen since manager start" }]);
   }
 
   private end(rec: WorkerRecord | undefined, state: "offline" | "unhealthy", reason: Reason): boolean {

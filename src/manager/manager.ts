@@ -5,13 +5,14 @@ import { WebSocketServer } from "ws";
 import { systemClock, type Clock } from "../core/clock.js";
 import { DEFAULT_POLICY, missedBoundMs, type HealthPolicy } from "../core/health.js";
 import { Registry, type HealthEvent } from "../core/registry.js";
-import { FleetError } from "../errors.js";
+import { errorMessage, FleetError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { CloseCode, closeReason } from "../protocol/close-codes.js";
 import type { CallOptions } from "../protocol/correlator.js";
 import { MAX_FRAME_BYTES } from "../protocol/messages.js";
 import { METHODS, type MethodName, type MethodResult } from "../protocol/methods.js";
 import { gateUnauthorized, loadTlsMaterial, managerServerOptions, peerCertificate, type TlsPaths } from "../tls/contexts.js";
+import { StateKeeper } from "./persistence.js";
 import { WorkerSession } from "./session.js";
 
 /** Workers connect here; other paths are refused, leaving room for other endpoints later. */
@@ -26,9 +27,15 @@ export interface ManagerOptions {
   pressurePercent?: number;
   helloTimeoutMs?: number;
   historyLimit?: number;
+  /** Where known workers and events are kept across restarts; none: nothing is kept. */
+  stateFile?: string;
+  /** After a restart, how long a known worker has to reconnect before it is unhealthy. */
+  restartGraceMs?: number;
   clock?: Clock;
   log: Logger;
 }
+
+export const DEFAULT_RESTART_GRACE_MS = 30_000;
 
 // The registry's deadlines are checked this often; detection of a silent worker is late by at most this much.
 const TICK_MS = 100;
@@ -37,6 +44,8 @@ export interface Manager {
   readonly registry: Registry;
   readonly port: number;
   readonly fleet: string;
+  /** Calls `listener` for every health transition; returns the function that stops it. */
+  onEvent(listener: (event: HealthEvent) => void): () => void;
   /** Ask a connected worker something over its socket; the answer is validated against the method's schema. */
   request<M extends MethodName>(workerId: string, method: M, params: unknown, options: CallOptions): Promise<MethodResult<M>>;
   close(): Promise<void>;
@@ -51,6 +60,8 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     missedHeartbeats: options.missedHeartbeats,
     pressurePercent: options.pressurePercent ?? DEFAULT_POLICY.pressurePercent,
   };
+  const listeners = new Set<(event: HealthEvent) => void>();
+  let keeper: StateKeeper | null = null;
   const registry = new Registry({
     clock: options.clock ?? systemClock,
     policy,
@@ -58,9 +69,22 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     onEvent: (e: HealthEvent) => {
       const level = e.to === "unhealthy" ? "warn" : "info";
       log[level]({ event: "transition", worker: e.worker, from: e.from, to: e.to, reasons: e.reasons }, "worker state changed");
+      keeper?.changed();
+      for (const listener of listeners) {
+        try {
+          listener(e);
+        } catch (err) {
+          log.error({ err: errorMessage(err) }, "transition listener failed");
+        }
+      }
     },
     onStall: (ms) => log.warn({ stalledMs: Math.round(ms) }, "manager was paused; counting worker silence from now"),
   });
+
+  if (options.stateFile) {
+    keeper = new StateKeeper(options.stateFile, registry, log);
+    keeper.load(options.restartGraceMs ?? DEFAULT_RESTART_GRACE_MS);
+  }
 
   const byWorker = new Map<string, WorkerSession>();
   const all = new Set<WorkerSession>();
@@ -153,6 +177,10 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     registry,
     port,
     fleet: material.self.identity.fleet,
+    onEvent(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     async request(workerId, method, params, callOptions) {
       const session = byWorker.get(workerId);
       if (!session?.isOpen) throw new FleetError("E_NOT_CONNECTED", `worker ${workerId} is not connected`);
@@ -165,12 +193,14 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     close() {
       closing ??= (async () => {
         clearInterval(tick);
+        // Workers get a 1001 so they know this was a clean stop; waiting for every close handshake is not
+        // worth more than half a second when an MCP client is waiting for us to exit.
         for (const s of all) s.close(1001, "manager shutting down");
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             for (const s of all) s.terminate();
             resolve();
-          }, 2000);
+          }, 500);
           const check = setInterval(() => {
             if (all.size === 0) {
               clearTimeout(timer);
@@ -184,6 +214,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         wss.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        keeper?.stop();
         log.info("manager stopped");
       })();
       return closing;

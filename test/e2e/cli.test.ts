@@ -21,6 +21,7 @@ describe("configuration from the environment (systemd EnvironmentFile style)", (
       MCP_FLEET_MISSED_HEARTBEATS: "5",
       MCP_FLEET_PRESSURE_PERCENT: "0",
       MCP_FLEET_LOG_LEVEL: "trace",
+      MCP_FLEET_STATE: `${certs.dir}/state.json`,
     });
     const listening = await manager.waitFor((l) => l.msg === "manager listening", 10_000, "listening");
     assert.equal(listening.heartbeatIntervalMs, 300);

@@ -60,6 +60,8 @@ export class ManagerProc extends Proc {
       "--port", String(port),
       // Disk and memory use on the test machine are not under test; pressure logic has unit tests.
       "--pressure-percent", "0",
+      // Never the user's real state file.
+      "--state", join(certs.dir, "state.json"),
       ...extra,
     ]);
     const listening = await m.waitFor((l) => l.msg === "manager listening", 10_000, "manager listening");

@@ -36,7 +36,8 @@ export class Proc {
   ) {
     this.child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
+      // A pipe, kept open: the manager serves MCP on stdin and stops when it closes.
+      stdio: ["pipe", "pipe", "pipe"],
     });
     live.add(this);
     createInterface({ input: this.child.stderr! }).on("line", (text) => {

@@ -279,3 +279,36 @@ describe("health state machine (DESIGN.md §4) with a fake clock", () => {
     assert.deepEqual(h.registry.silentSessions(4000).map((s) => s.id), ["w2"]);
   });
 });
+
+describe("registry persistence across manager restarts", () => {
+  it("exports known workers and events, and restores them without raising alarms", () => {
+    const before = new Harness();
+    before.connect("up");
+    before.connect("gone");
+    before.registry.sessionClosed("gone", "gone-s1", "reset");
+    before.connect("bye");
+    before.registry.goodbye("bye", "bye-s1", "SIGTERM");
+    const snapshot = before.registry.export();
+
+    const after = new Harness();
+    after.registry.restore(snapshot, 5000);
+    assert.deepEqual(after.registry.events().map((e) => e.seq), before.registry.events().map((e) => e.seq));
+    assert.equal(after.state("up"), "healthy", "keeps its recorded state during the grace period");
+    assert.equal(after.registry.get("up")!.connected, false);
+    assert.equal(after.events.length, 0, "restoring records no events");
+
+    // "up" comes back in time: its first session is recorded even though the state is the same.
+    after.run(1000);
+    after.connect("up", "up-s2");
+    const confirmed = after.events.at(-1)!;
+    assert.deepEqual([confirmed.worker, confirmed.from, confirmed.to], ["up", "healthy", "healthy"]);
+    assert.ok(confirmed.seq > before.registry.events().at(-1)!.seq, "event numbers continue");
+
+    // The others do not: after the grace period, the silent one is unhealthy, the one that said goodbye stays offline.
+    after.run(4100);
+    assert.equal(after.state("gone"), "unhealthy");
+    assert.equal(after.registry.get("gone")!.reasons[0]!.message, "not seen since manager start");
+    assert.equal(after.state("bye"), "offline");
+    assert.equal(after.state("up"), "healthy");
+  });
+});

@@ -1,0 +1,61 @@
+import type { Registry } from "../core/registry.js";
+import { errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import { loadState, saveState } from "./state-file.js";
+
+// A transition is saved within this long; heartbeats only move "last seen", saved on the slow timer.
+const SAVE_AFTER_CHANGE_MS = 1000;
+const SAVE_EVERY_MS = 60_000;
+
+/** Keeps the registry's known workers and event history in the state file across manager restarts. */
+export class StateKeeper {
+  private debounce: NodeJS.Timeout | null = null;
+  private readonly periodic: NodeJS.Timeout;
+
+  constructor(
+    private readonly path: string,
+    private readonly registry: Registry,
+    private readonly log: Logger,
+  ) {
+    this.periodic = setInterval(() => this.save(), SAVE_EVERY_MS);
+    this.periodic.unref();
+  }
+
+  load(graceMs: number): void {
+    const loaded = loadState(this.path);
+    if (loaded.kind === "missing") {
+      this.log.info({ state: this.path }, "no state file yet; starting with an empty registry");
+    } else if (loaded.kind === "corrupt") {
+      this.log.error(
+        { state: this.path, err: loaded.error, movedTo: loaded.movedTo },
+        "state file unreadable; set aside, starting with an empty registry",
+      );
+    } else {
+      this.registry.restore(loaded.snapshot, graceMs);
+      this.log.info(
+        { state: this.path, workers: loaded.snapshot.workers.length, events: loaded.snapshot.events.length, graceMs },
+        "restored known workers; those that do not reconnect within the grace period become unhealthy",
+      );
+    }
+  }
+
+  changed(): void {
+    this.debounce ??= setTimeout(() => this.save(), SAVE_AFTER_CHANGE_MS);
+  }
+
+  save(): void {
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = null;
+    try {
+      saveState(this.path, this.registry.export());
+    } catch (err) {
+      // Losing a save is bad, stopping the manager over it is worse: the next change tries again.
+      this.log.error({ state: this.path, err: errorMessage(err) }, "could not save the state file");
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.periodic);
+    this.save();
+  }
+}

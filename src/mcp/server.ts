@@ -1,0 +1,35 @@
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { Logger } from "../log.js";
+import type { Manager } from "../manager/manager.js";
+import { VERSION } from "../version.js";
+import { registerTransitionLogging } from "./notifications.js";
+import { registerResources } from "./resources.js";
+import { registerTools, type ToolOptions } from "./tools.js";
+
+const INSTRUCTIONS = `mcp-fleet reports on a fleet of worker hosts that keep a live, mutually authenticated connection to this manager.
+Start with get_fleet_summary or list_workers; use get_worker_status for one host's full detail (asked from the host now),
+and get_worker_events for what changed and when. States: healthy; degraded (up, with warnings listed as reasons);
+unhealthy (lost without saying goodbye, or its heartbeats stopped); offline (stopped cleanly).`;
+
+export interface FleetMcp {
+  server: McpServer;
+  close(): Promise<void>;
+}
+
+export function createMcpServer(manager: Manager, options: ToolOptions & { log: Logger }): FleetMcp {
+  const server = new McpServer(
+    { name: "mcp-fleet", version: VERSION },
+    { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true } }, instructions: INSTRUCTIONS },
+  );
+  registerTools(server, manager, options);
+  const resources = registerResources(server, manager, options.log);
+  const stopLogging = registerTransitionLogging(server, manager);
+  return {
+    server,
+    async close() {
+      resources.stop();
+      stopLogging();
+      await server.close();
+    },
+  };
+}
