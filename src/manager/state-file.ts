@@ -55,8 +55,9 @@ export function loadState(path: string, now = new Date()): LoadResult {
   try {
     const parsed = StateFile.safeParse(JSON.parse(readFileSync(path, "utf8")));
     if (parsed.success) {
-      // The reason codes were written by us; a newer or older build may know other codes, so they are kept as text.
-      return { kind: "loaded", snapshot: parsed.data as RegistrySnapshot };
+      // Reason codes are kept as the text they were written as: another build may know other codes.
+      const { workers, events } = parsed.data;
+      return { kind: "loaded", snapshot: { workers, events } as RegistrySnapshot };
     }
     const issue = parsed.error.issues[0];
     error = `does not match the state schema at ${issue?.path.join(".") || "top level"}: ${issue?.message}`;

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 const DEMO = fileURLToPath(new URL("../../scripts/demo.ts", import.meta.url));
 
 describe("npm run demo", () => {
-  it("shows three healthy workers, detects the one it kills, and removes its throwaway files", async () => {
+  it("shows the fleet through the MCP tools: three healthy, the killed one detected; throwaway files removed", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", DEMO, "--for", "9s"], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
@@ -21,14 +21,15 @@ describe("npm run demo", () => {
     const screens = out.split(/\n(?=mcp-fleet demo:)/);
     assert.ok(screens.length >= 5, `${screens.length} refreshes`);
     assert.ok(
-      screens.some((s) => ["alpha", "bravo", "charlie"].every((id) => new RegExp(`^${id}\\s+healthy`, "m").test(s))),
+      screens.some((s) => ["alpha", "bravo", "charlie"].every((id) => new RegExp(`^  ${id}\\s+healthy`, "m").test(s))),
       "all three healthy at some point",
     );
     const last = screens.at(-1)!;
-    assert.match(last, /^bravo\s+unhealthy.*connection lost/m, "the killed worker is unhealthy");
-    assert.match(last, /^alpha\s+healthy/m);
-    assert.match(last, /^charlie\s+healthy/m);
-    assert.match(last, /bravo\s+healthy → unhealthy/);
+    assert.match(last, /^ {2}bravo\s+unhealthy.*connection lost/m, "the killed worker is unhealthy");
+    assert.match(last, /^ {2}alpha\s+healthy/m);
+    assert.match(last, /^ {2}charlie\s+healthy/m);
+    assert.match(last, /2 healthy, 0 degraded, 1 unhealthy, 0 offline/);
+    assert.match(last, /\[warning\] worker bravo is unhealthy: connection lost/, "the MCP log notification arrived");
     const removed = /stopped; removed (\S+)/.exec(out)?.[1];
     assert.ok(removed && !existsSync(removed), "throwaway directory removed");
   });

@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { startWorker, useCerts } from "../helpers/fleet.js";
+import { McpManager } from "../helpers/mcp-client.js";
+import { sleep } from "../helpers/processes.js";
+
+type Worker = { id: string; state: string; connected: boolean; reasons: Array<{ code: string; message: string }>; firstSeen: string };
+
+describe("nothing learned is lost on a manager restart", () => {
+  const fx = useCerts("persist", ["stays", "dies", "leaves"], { before, after });
+  const managers: McpManager[] = [];
+  after(() => managers.forEach((m) => m.kill()));
+
+  it("known workers and their history survive; those that do not return are judged after the grace period", async () => {
+    const first = await McpManager.start(fx.certs);
+    managers.push(first);
+    const stays = startWorker(fx.certs, "stays", first.url);
+    const dies = startWorker(fx.certs, "dies", first.url);
+    const leaves = startWorker(fx.certs, "leaves", first.url);
+    for (const id of ["stays", "dies", "leaves"]) await first.waitForWorker(id, (w) => w.state === "healthy", 10_000);
+    leaves.kill("SIGTERM");
+    await first.waitForWorker("leaves", (w) => w.state === "offline", 2000);
+    const before = await first.ok<{ workers: Worker[] }>("list_workers");
+    const eventsBefore = await first.ok<{ events: Array<{ seq: number }> }>("get_worker_events");
+    await first.close();
+    assert.equal((await first.exited).code, 0);
+    dies.kill("SIGKILL"); // dies while the manager is away
+
+    const second = await McpManager.start(fx.certs, ["--port", String(first.port), "--restart-grace", "3s"]);
+    managers.push(second);
+    const restored = await second.ok<{ workers: Worker[] }>("list_workers");
+    assert.deepEqual(restored.workers.map((w) => w.id).sort(), ["dies", "leaves", "stays"]);
+    for (const w of before.workers) {
+      assert.equal(restored.workers.find((r) => r.id === w.id)!.firstSeen, w.firstSeen, `${w.id} first seen kept`);
+    }
+    const history = await second.ok<{ events: Array<{ seq: number }> }>("get_worker_events");
+    assert.deepEqual(
+      history.events.slice(0, eventsBefore.events.length).map((e) => e.seq),
+      eventsBefore.events.map((e) => e.seq),
+      "event history kept",
+    );
+
+    await second.waitForWorker("stays", (w) => w.connected && w.state === "healthy", 10_000);
+    await sleep(3500);
+    const judged = await second.ok<{ workers: Worker[] }>("list_workers");
+    const byId = new Map(judged.workers.map((w) => [w.id, w]));
+    assert.equal(byId.get("dies")!.state, "unhealthy");
+    assert.equal(byId.get("dies")!.reasons[0]!.message, "not seen since manager start");
+    assert.equal(byId.get("leaves")!.state, "offline", "its last word was goodbye");
+    assert.equal(byId.get("stays")!.state, "healthy");
+    const staysEvents = await second.ok<{ events: Array<{ to: string }> }>("get_worker_events", { worker_id: "stays" });
+    assert.ok(!staysEvents.events.some((e) => e.to === "unhealthy"), "a worker that came back was never marked unhealthy");
+    stays.kill("SIGKILL");
+    await second.close();
+  });
+
+  for (const [what, damage] of [
+    ["corrupt", () => "{ this is not json"],
+    ["truncated", (valid: string) => valid.slice(0, Math.floor(valid.length / 2))],
+    ["from another schema", () => JSON.stringify({ version: 99, workers: "many" })],
+  ] as const) {
+    it(`a ${what} state file is set aside with a clear error, and the manager starts`, async () => {
+      const path = join(fx.dir, "state.json");
+      writeFileSync(path, damage(existsSync(path) ? readFileSync(path, "utf8") : "{}"));
+      const m = await McpManager.start(fx.certs);
+      managers.push(m);
+      const err = m.lines.find((l) => l.level === "error" && /state file unreadable/.test(String(l.msg)));
+      assert.ok(err, JSON.stringify(m.lines.slice(0, 5)));
+      assert.ok(existsSync(String(err!.movedTo)), "the damaged file is kept aside");
+      assert.ok(readdirSync(fx.dir).some((f) => f.startsWith("state.json.corrupt-")));
+      const list = await m.ok<{ total: number }>("list_workers");
+      assert.equal(list.total, 0);
+      await m.close();
+      assert.equal((await m.exited).code, 0);
+      assert.ok(existsSync(path), "a fresh state file is written on the way out");
+    });
+  }
+});
