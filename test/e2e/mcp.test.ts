@@ -13,7 +13,7 @@ describe("the manager over MCP (SDK Client over stdio, real workers)", () => {
   const workers = new Map<string, Proc>();
 
   before(async () => {
-    mcp = await McpManager.start(fx.certs);
+    mcp = await McpManager.start(fx.certs, ["--request-timeout", "2s"]);
     for (const id of ["m1", "m2", "m3"]) workers.set(id, startWorker(fx.certs, id, mcp.url));
     for (const id of ["m1", "m2", "m3"]) await mcp.waitForWorker(id, (w) => w.state === "healthy", 10_000);
   });
@@ -117,6 +117,38 @@ describe("the manager over MCP (SDK Client over stdio, real workers)", () => {
     const one = await mcp.client.readResource({ uri: "fleet://workers/m1" });
     assert.equal(JSON.parse((one.contents[0] as { text: string }).text).worker.state, "healthy");
     await assert.rejects(mcp.client.readResource({ uri: "fleet://workers/nope" }), /Unknown worker_id "nope"/);
+  });
+
+  it("a frozen worker: partial results with its own error, a stale single status, and cancelling stops the call", async () => {
+    const m3 = workers.get("m3")!;
+    m3.kill("SIGSTOP");
+    try {
+      let t = performance.now();
+      const all = await mcp.ok<{ workers: Array<{ id: string; status: unknown; error: string | null }> }>("get_all_workers_status", { fresh: true });
+      const byId = new Map(all.workers.map((w) => [w.id, w]));
+      assert.ok(byId.get("m1")!.status && byId.get("m2")!.status, "the others answered");
+      assert.equal(byId.get("m3")!.status, null);
+      assert.match(byId.get("m3")!.error!, /no answer to status\.snapshot within 2000 ms/);
+      assert.ok(performance.now() - t < 4000, "asked in parallel, bounded by the request timeout");
+
+      const one = await mcp.ok<{ stale: boolean; staleReason: string; source: string }>("get_worker_status", { worker_id: "m3" });
+      assert.deepEqual([one.source, one.stale], ["heartbeat", true]);
+      assert.match(one.staleReason, /did not answer: no answer to status\.snapshot within 2000 ms/);
+
+      const cancel = new AbortController();
+      setTimeout(() => cancel.abort(), 300);
+      t = performance.now();
+      await assert.rejects(
+        mcp.client.callTool({ name: "get_all_workers_status", arguments: { fresh: true } }, undefined, { signal: cancel.signal }),
+        /abort/i,
+      );
+      assert.ok(performance.now() - t < 1500, "the call ended when the client cancelled");
+      const list = await mcp.ok<{ total: number }>("list_workers");
+      assert.equal(list.total, 3, "and the manager answers the next call");
+    } finally {
+      m3.kill("SIGCONT");
+    }
+    await mcp.waitForWorker("m3", (w) => w.state === "healthy", 5000);
   });
 
   it("after SIGKILL: list_workers shows unhealthy; a warning and a coalesced resource update arrive", async () => {
