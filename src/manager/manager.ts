@@ -148,8 +148,9 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const tick = setInterval(() => {
     registry.tick();
     // A socket silent for ten times the unhealthy bound is half-open or wedged: free it.
-    for (const { sessionId } of registry.silentSessions(10 * missedBoundMs(registry.healthPolicy))) {
-      for (const s of all) if (s.sessionId === sessionId) s.close(CloseCode.HEARTBEAT_TIMEOUT);
+    for (const { id, sessionId } of registry.silentSessions(10 * missedBoundMs(registry.healthPolicy))) {
+      const session = byWorker.get(id);
+      if (session?.sessionId === sessionId) session.close(CloseCode.HEARTBEAT_TIMEOUT);
     }
   }, TICK_MS);
 

@@ -54,7 +54,10 @@ export class Link {
   private readonly backoff: Backoff;
   private readonly url: string;
   private readonly log: Logger;
-  private lastFailureKind: string | null = null;
+  /** The last failure logged, so a repeat of it is logged quietly. */
+  private lastFailure: string | null = null;
+  /** When anything last came from the manager (a message or a pong). */
+  private lastHeard = 0;
   /** Resolves when the current socket has closed; used by stop(). */
   private closed: Promise<void> = Promise.resolve();
   heartbeatIntervalMs: number | null = null;
@@ -63,10 +66,6 @@ export class Link {
     this.url = workerEndpoint(options.url);
     this.backoff = options.backoff ?? new Backoff();
     this.log = options.log;
-  }
-
-  get connected(): boolean {
-    return this.heartbeatIntervalMs !== null && this.ws?.readyState === WebSocket.OPEN;
   }
 
   start(): void {
@@ -94,7 +93,6 @@ export class Link {
   private connect(): void {
     if (this.stopping) return;
     let tlsDone = false;
-    let opened = false;
     let failure: Failure | null = null;
     const ws = new WebSocket(this.url, {
       ...this.options.tls,
@@ -115,7 +113,6 @@ export class Link {
     this.closed = new Promise((resolve) => (markClosed = resolve));
 
     ws.on("open", () => {
-      opened = true;
       this.send({ type: "hello", protocol: PROTOCOL_VERSION, ...this.options.hello });
       this.welcomeTimer = setTimeout(() => ws.close(CloseCode.WELCOME_TIMEOUT, "no welcome in time"), this.options.welcomeTimeoutMs ?? 10_000);
     });
@@ -140,7 +137,7 @@ export class Link {
         if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
         this.heartbeatIntervalMs = msg.heartbeatIntervalMs;
         this.backoff.reset();
-        this.lastFailureKind = null;
+        this.lastFailure = null;
         this.log.info(
           { url: this.url, session: msg.sessionId, heartbeatIntervalMs: msg.heartbeatIntervalMs, managerVersion: msg.managerVersion },
           "connected to manager",
@@ -158,13 +155,14 @@ export class Link {
       if (this.ws === ws) this.ws = null;
       if (this.stopping) return;
       const reason = reasonBuf.toString();
-      const f: Failure = opened && !failure ? describeClose(code, reason) : (failure ?? describeClose(code, reason));
+      // A failure seen before the close (TLS, HTTP, network) says more than the close code that follows it.
+      const f: Failure = failure ?? describeClose(code, reason);
       if (PERMANENT_CLOSE_CODES.has(code)) this.backoff.toCap();
       if (f.kind === "certificate_refused" || f.kind === "manager_rejected") this.backoff.toCap();
       const delay = this.backoff.next();
       // The same failure over and over is logged once at warn, then at debug, so a long outage does not flood logs.
-      const repeated = !wasConnected && this.lastFailureKind === f.message;
-      this.lastFailureKind = f.message;
+      const repeated = !wasConnected && this.lastFailure === f.message;
+      this.lastFailure = f.message;
       this.log[repeated ? "debug" : wasConnected ? "warn" : "error"](
         { kind: f.kind, code, retryInMs: delay, url: this.url },
         wasConnected ? `lost the manager: ${f.message}` : `cannot connect: ${f.message}`,
@@ -172,8 +170,6 @@ export class Link {
       this.reconnectTimer = setTimeout(() => this.connect(), delay);
     });
   }
-
-  private lastHeard = 0;
 
   private startTimers(): void {
     const interval = this.heartbeatIntervalMs!;
