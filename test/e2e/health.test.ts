@@ -14,16 +14,17 @@ describe("worker health as the manager sees it (real processes, mTLS on loopback
     manager = await ManagerProc.start(certs);
   });
 
-  it("three workers are healthy within 3 s of starting", async () => {
+  it("three workers are healthy within 3 s of starting", async (t) => {
     const started = performance.now();
     for (const id of ["w1", "w2", "w3"]) workers.set(id, startWorker(certs, id, manager.url));
     for (const id of ["w1", "w2", "w3"]) {
-      const t = await manager.waitForState(id, "healthy", 3000);
-      assert.ok(t.receivedAt - started < 3000, `${id} healthy after ${Math.round(t.receivedAt - started)} ms`);
+      const tr = await manager.waitForState(id, "healthy", 3000);
+      assert.ok(tr.receivedAt - started < 3000, `${id} healthy after ${Math.round(tr.receivedAt - started)} ms`);
+      t.diagnostic(`${id} healthy ${Math.round(tr.receivedAt - started)} ms after start`);
     }
   });
 
-  it("SIGKILL: unhealthy within 1 s, reason connection lost", async () => {
+  it("SIGKILL: unhealthy within 1 s, reason connection lost", async (ctx) => {
     const from = manager.lines.length;
     const sent = performance.now();
     workers.get("w1")!.kill("SIGKILL");
@@ -31,9 +32,10 @@ describe("worker health as the manager sees it (real processes, mTLS on loopback
     assert.equal(t.reasons[0]?.code, "connection_lost");
     assert.match(t.reasons[0]!.message, /connection lost/);
     assert.ok(t.receivedAt - sent < 1000);
+    ctx.diagnostic(`SIGKILL → unhealthy in ${Math.round(t.receivedAt - sent)} ms`);
   });
 
-  it("SIGSTOP: unhealthy within 3 intervals + 1 s (heartbeats missed); SIGCONT: healthy within 2 s", async () => {
+  it("SIGSTOP: unhealthy within 3 intervals + 1 s (heartbeats missed); SIGCONT: healthy within 2 s", async (ctx) => {
     const w2 = workers.get("w2")!;
     let from = manager.lines.length;
     const stopped = performance.now();
@@ -42,6 +44,7 @@ describe("worker health as the manager sees it (real processes, mTLS on loopback
       const t = await manager.waitForState("w2", "unhealthy", 3 * 1000 + 1000, from);
       assert.equal(t.reasons[0]?.code, "heartbeats_missed");
       assert.ok(t.receivedAt - stopped >= 2000, "not before the bound could have passed");
+      ctx.diagnostic(`SIGSTOP → unhealthy in ${Math.round(t.receivedAt - stopped)} ms`);
     } finally {
       from = manager.lines.length;
       w2.kill("SIGCONT");
@@ -49,11 +52,12 @@ describe("worker health as the manager sees it (real processes, mTLS on loopback
     const resumed = performance.now();
     const back = await manager.waitForState("w2", "healthy", 2000, from);
     assert.ok(back.receivedAt - resumed < 2000);
+    ctx.diagnostic(`SIGCONT → healthy in ${Math.round(back.receivedAt - resumed)} ms`);
     // It kept its session: no reconnect was needed.
     assert.ok(!manager.lines.slice(from).some((l) => l.msg === "worker connected" && l.worker === "w2"));
   });
 
-  it("SIGTERM: offline within 1 s (reason goodbye), and the process exits 0", async () => {
+  it("SIGTERM: offline within 1 s (reason goodbye), and the process exits 0", async (ctx) => {
     const w3 = workers.get("w3")!;
     const from = manager.lines.length;
     const sent = performance.now();
@@ -61,6 +65,7 @@ describe("worker health as the manager sees it (real processes, mTLS on loopback
     const t = await manager.waitForState("w3", "offline", 1000, from);
     assert.equal(t.reasons[0]?.code, "goodbye");
     assert.ok(t.receivedAt - sent < 1000);
+    ctx.diagnostic(`SIGTERM → offline in ${Math.round(t.receivedAt - sent)} ms`);
     const exit = await w3.exited;
     assert.deepEqual(exit, { code: 0, signal: null });
     // Offline is final for this session: no "connection lost" after the goodbye.
