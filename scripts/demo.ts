@@ -39,6 +39,8 @@ function startWorker(id: string, port: number): void {
       "--key", join(dir, "workers", `${id}-key.pem`),
       "--manager", `wss://127.0.0.1:${port}`,
       "--labels", `demo=true`,
+      // The demo runs on loopback with throwaway certificates: nothing to announce on your LAN.
+      "--no-mdns",
       "--collect-interval", "2s",
     ],
     { stdio: ["ignore", "ignore", openSync(join(dir, `${id}.log`), "a")] },
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
       "--state", join(dir, "state.json"),
       // Disk and memory warnings depend on the machine the demo runs on; off, to keep the story clear.
       "--pressure-percent", "0",
+      "--no-mdns",
     ],
     env: { ...process.env } as Record<string, string>,
     stderr: "pipe",

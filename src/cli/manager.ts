@@ -19,6 +19,7 @@ const schema = z.object({
   state: fields.path,
   restartGrace: duration({ min: 0, max: 86_400_000 }),
   requestTimeout: duration({ min: 100, max: 600_000 }),
+  mdns: z.boolean(),
   logLevel: logLevelField,
 });
 
@@ -37,6 +38,7 @@ export function managerCommand(): Command {
     .addOption(flag("--state <file>", "where known workers and their history are kept", defaultStateFile()))
     .addOption(flag("--restart-grace <duration>", "after a restart, how long known workers have to reconnect", "30s"))
     .addOption(flag("--request-timeout <duration>", "how long a worker has to answer a status request", "5s"))
+    .addOption(flag("--no-mdns", "do not announce this manager, nor watch for worker announcements, on mDNS"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -50,6 +52,7 @@ export function managerCommand(): Command {
         pressurePercent: o.pressurePercent,
         stateFile: o.state,
         restartGraceMs: o.restartGrace,
+        mdns: o.mdns,
         log,
       });
       // stdout belongs to MCP from here on: Claude Desktop (or any MCP client) talks to us over stdio.

@@ -4,9 +4,13 @@ import { FleetError } from "../errors.js";
 
 export const ENV_PREFIX = "MCP_FLEET_";
 
-/** `--heartbeat-interval` → `MCP_FLEET_HEARTBEAT_INTERVAL`. */
+/**
+ * `--heartbeat-interval` → `MCP_FLEET_HEARTBEAT_INTERVAL`; `--no-mdns` → `MCP_FLEET_NO_MDNS`. A negated flag keeps
+ * its "no": commander treats a boolean flag's variable as set-or-unset, so `MCP_FLEET_MDNS=0` would have meant
+ * "turn mDNS off", the opposite of what it reads.
+ */
 export function envName(longFlag: string): string {
-  return ENV_PREFIX + longFlag.replace(/^--(no-)?/, "").replace(/-/g, "_").toUpperCase();
+  return ENV_PREFIX + longFlag.replace(/^--/, "").replace(/-/g, "_").toUpperCase();
 }
 
 /**

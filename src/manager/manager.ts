@@ -9,7 +9,11 @@ import { errorMessage, FleetError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { CloseCode, closeReason } from "../protocol/close-codes.js";
 import type { CallOptions } from "../protocol/correlator.js";
-import { MAX_FRAME_BYTES } from "../protocol/messages.js";
+import { hostname } from "node:os";
+import { FleetBrowser, type Peer } from "../discovery/browser.js";
+import { Publisher } from "../discovery/publisher.js";
+import { fleetIdFromCa } from "../discovery/txt.js";
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { METHODS, type MethodName, type MethodResult } from "../protocol/methods.js";
 import { gateUnauthorized, loadTlsMaterial, managerServerOptions, peerCertificate, type TlsPaths } from "../tls/contexts.js";
 import { StateKeeper } from "./persistence.js";
@@ -31,6 +35,8 @@ export interface ManagerOptions {
   stateFile?: string;
   /** After a restart, how long a known worker has to reconnect before it is unhealthy. */
   restartGraceMs?: number;
+  /** Announce on mDNS and watch worker announcements (off unless asked for: tests and embedders opt in). */
+  mdns?: boolean;
   clock?: Clock;
   log: Logger;
 }
@@ -44,6 +50,10 @@ export interface Manager {
   readonly registry: Registry;
   readonly port: number;
   readonly fleet: string;
+  /** The id announced on mDNS, derived from the fleet CA. */
+  readonly fleetId: string;
+  /** Workers announcing themselves on mDNS, as last heard. Hints only: never part of the registry. */
+  workerAnnouncements(): Peer[];
   /** Calls `listener` for every health transition; returns the function that stops it. */
   onEvent(listener: (event: HealthEvent) => void): () => void;
   /** Ask a connected worker something over its socket; the answer is validated against the method's schema. */
@@ -162,11 +172,25 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     });
   });
   const port = (server.address() as AddressInfo).port;
+  const fleetId = fleetIdFromCa(material.ca);
+  const publisher = options.mdns
+    ? new Publisher({
+        name: `mcp-fleet manager on ${hostname().split(".")[0]}`,
+        port,
+        announcement: { role: "manager", fleet: fleetId, protocol: PROTOCOL_VERSION },
+        log,
+      })
+    : null;
+  const browser = options.mdns ? new FleetBrowser({ log }) : null;
+  void publisher?.start();
+  browser?.start();
   log.info(
     {
       port,
       host: options.host ?? "*",
       fleet: material.self.identity.fleet,
+      fleetId,
+      mdns: Boolean(options.mdns),
       heartbeatIntervalMs: policy.heartbeatIntervalMs,
       missedHeartbeats: policy.missedHeartbeats,
     },
@@ -178,6 +202,10 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     registry,
     port,
     fleet: material.self.identity.fleet,
+    fleetId,
+    workerAnnouncements() {
+      return browser?.list((p) => p.announcement.role === "worker") ?? [];
+    },
     onEvent(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -194,6 +222,8 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     close() {
       closing ??= (async () => {
         clearInterval(tick);
+        browser?.stop();
+        const goodbye = publisher?.stop();
         // Workers get a 1001 so they know this was a clean stop; waiting for every close handshake is not
         // worth more than half a second when an MCP client is waiting for us to exit.
         for (const s of all) s.close(1001, "manager shutting down");
@@ -216,6 +246,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         keeper?.stop();
+        await goodbye;
         log.info("manager stopped");
       })();
       return closing;

@@ -44,7 +44,23 @@ export const EventOut = z.object({
 });
 export type EventOut = z.infer<typeof EventOut>;
 
-export const ListWorkersOutput = z.object({ workers: z.array(WorkerEntry), total: z.number().int() });
+export const UnverifiedEntry = z.object({
+  id: z.string(),
+  hostname: z.string(),
+  addresses: z.array(z.string()),
+  fleet: z.enum(["this", "other"]).describe("whether its announcement names this manager's fleet"),
+  lastHeardAgeMs: z.number(),
+  hint: z.string(),
+});
+export type UnverifiedEntry = z.infer<typeof UnverifiedEntry>;
+
+export const ListWorkersOutput = z.object({
+  workers: z.array(WorkerEntry),
+  total: z.number().int(),
+  unverified: z
+    .array(UnverifiedEntry)
+    .describe("hosts announcing the agent on mDNS that are not connected: not verified, not part of the registry"),
+});
 
 export const WorkerStatusOutput = z.object({
   worker: WorkerEntry,

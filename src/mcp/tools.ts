@@ -22,6 +22,7 @@ import {
   pressureScore,
   problemsFirst,
   unknownWorkerMessage,
+  unverifiedAnnouncements,
   workerEntry,
 } from "./views.js";
 
@@ -86,14 +87,21 @@ export function registerTools(server: McpServer, manager: Manager, options: Tool
       title: "List workers",
       description:
         "Every worker the manager knows, with its health state (healthy, degraded, unhealthy, offline), the reasons " +
-        "for it, how long ago its last heartbeat arrived, and its labels. Problem workers come first.",
+        "for it, how long ago its last heartbeat arrived, and its labels. Problem workers come first. Separately, " +
+        "`unverified`: hosts announcing the agent on the LAN that are not connected (e.g. a refused certificate).",
       inputSchema: { state: stateFilter, label: labelFilter },
       outputSchema: ListWorkersOutput.shape,
       annotations: { title: "List workers", ...readOnly },
     },
     async ({ state, label }) => {
       const views = problemsFirst(filterWorkers(registry.list(), { state, label }));
-      return result(ListWorkersOutput, { workers: views.map(workerEntry), total: views.length });
+      const unverified = unverifiedAnnouncements(
+        manager.workerAnnouncements(),
+        (id) => registry.get(id)?.connected === true,
+        manager.fleetId,
+        performance.now(),
+      );
+      return result(ListWorkersOutput, { workers: views.map(workerEntry), total: views.length, unverified });
     },
   );
 

@@ -1,7 +1,8 @@
 import { parseDuration } from "../config/duration.js";
 import type { HealthState } from "../core/health.js";
 import type { HealthEvent, WorkerView } from "../core/registry.js";
-import type { Counts, EventOut, WorkerEntry } from "./schemas.js";
+import type { Peer } from "../discovery/browser.js";
+import type { Counts, EventOut, UnverifiedEntry, WorkerEntry } from "./schemas.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -137,4 +138,32 @@ export function unknownWorkerMessage(query: string, ids: string[]): string {
   return near.length > 0
     ? `Unknown worker_id "${query}". Closest known ids: ${near.join(", ")}.`
     : `Unknown worker_id "${query}". Known ids: ${ids.slice(0, 10).join(", ")}${ids.length > 10 ? `, and ${ids.length - 10} more (see list_workers)` : ""}.`;
+}
+
+/**
+ * Workers that announce themselves on mDNS but hold no session: the likely reasons are a refused certificate or
+ * another fleet. Announcements are claims anyone can make, so they are listed apart and never touch the registry.
+ */
+export function unverifiedAnnouncements(
+  peers: Peer[],
+  isConnected: (id: string) => boolean,
+  fleetId: string,
+  now: number,
+): UnverifiedEntry[] {
+  return peers
+    .filter((p) => p.announcement.id && !(p.announcement.fleet === fleetId && isConnected(p.announcement.id)))
+    .map((p) => {
+      const ours = p.announcement.fleet === fleetId;
+      return {
+        id: p.announcement.id!,
+        hostname: p.host.replace(/\.local\.?$/, ""),
+        addresses: p.addresses,
+        fleet: ours ? ("this" as const) : ("other" as const),
+        lastHeardAgeMs: Math.round(now - p.lastSeen),
+        hint: ours
+          ? "announcing but not connected: check its certificate (revoked, expired, not yet valid?) and its log"
+          : "announcing another fleet (its CA is not this manager's): it cannot join this fleet",
+      };
+    })
+    .sort((a, b) => a.id.localeCompare(b.id));
 }

@@ -5,12 +5,23 @@ import type { Labels } from "../protocol/messages.js";
 import { isMethodName } from "../protocol/methods.js";
 import { loadTlsMaterial, workerClientOptions, type TlsPaths } from "../tls/contexts.js";
 import { VERSION } from "../version.js";
+import { FleetBrowser } from "../discovery/browser.js";
+import { Publisher } from "../discovery/publisher.js";
+import { fleetIdFromCa } from "../discovery/txt.js";
+import { PROTOCOL_VERSION } from "../protocol/messages.js";
 import { Collector } from "./collector.js";
+import { ManagerCandidates } from "./candidates.js";
 import { Link } from "./link.js";
+
+/** Workers listen on no port; DNS-SD needs one in the SRV record, so it names 9 (discard). */
+const WORKER_PLACEHOLDER_PORT = 9;
 
 export interface WorkerOptions {
   tls: TlsPaths;
-  manager: string;
+  /** A fixed manager; without it the worker finds managers of its fleet on mDNS. */
+  manager?: string;
+  /** Announce this worker, and (without `manager`) browse, on mDNS. */
+  mdns: boolean;
   labels: Labels;
   collectIntervalMs: number;
   collectTimeoutMs: number;
@@ -28,8 +39,11 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
   const id = material.self.identity.id;
   const log = options.log.child({ worker: id });
   const collector = new Collector({ intervalMs: options.collectIntervalMs, timeoutMs: options.collectTimeoutMs, log });
+  const fleet = fleetIdFromCa(material.ca);
+  const browser = options.mdns && !options.manager ? new FleetBrowser({ log }) : null;
+  const managers = new ManagerCandidates(fleet, browser);
   const link = new Link({
-    url: options.manager,
+    nextTarget: options.manager ? () => options.manager! : () => managers.next(),
     tls: workerClientOptions(material),
     hello: {
       id,
@@ -50,16 +64,36 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
   });
   const days = (material.self.notAfter.getTime() - Date.now()) / 86_400_000;
   log.info(
-    { fleet: material.self.identity.fleet, manager: options.manager, certExpiresInDays: Math.floor(days), version: VERSION },
+    {
+      fleet: material.self.identity.fleet,
+      fleetId: fleet,
+      manager: options.manager ?? (browser ? "mDNS" : "none"),
+      certExpiresInDays: Math.floor(days),
+      version: VERSION,
+    },
     "worker starting",
   );
   if (days <= 0) throw new FleetError("E_CERT", `this worker's certificate expired on ${material.self.notAfter.toISOString()}`);
+  // Announced even when it cannot connect, so an operator can see a host whose certificate is refused.
+  const publisher = options.mdns
+    ? new Publisher({
+        name: `mcp-fleet worker ${id}`,
+        port: WORKER_PLACEHOLDER_PORT,
+        announcement: { role: "worker", fleet, protocol: PROTOCOL_VERSION, id, version: VERSION },
+        log,
+      })
+    : null;
   collector.start();
+  browser?.on("change", () => link.poke());
+  browser?.start();
+  void publisher?.start();
   link.start();
   return {
     id,
     async stop(reason) {
       await link.stop(reason);
+      await publisher?.stop();
+      browser?.stop();
       collector.stop();
       log.info({ reason }, "worker stopped");
     },

@@ -19,8 +19,11 @@ import { classifyError, classifyHttpStatus, describeClose, type Failure } from "
 export type RequestHandler = (method: string, params: unknown) => Promise<unknown>;
 
 export interface LinkOptions {
-  /** wss://host:port of the manager; the worker endpoint path is added if none is given. */
-  url: string;
+  /**
+   * Where to connect next (wss://host:port; the worker endpoint path is added if none is given): a fixed
+   * --manager URL, or the next manager heard on mDNS. Null while none is known.
+   */
+  nextTarget: () => string | null;
   tls: ConnectionOptions;
   hello: Omit<Hello, "type" | "protocol">;
   metrics: () => MetricsSummary;
@@ -52,8 +55,9 @@ export class Link {
   private seq = 0;
   private stopping = false;
   private readonly backoff: Backoff;
-  private readonly url: string;
+  private url = "";
   private readonly log: Logger;
+  private waitingForTarget = false;
   /** The last failure logged, so a repeat of it is logged quietly. */
   private lastFailure: string | null = null;
   /** When anything last came from the manager (a message or a pong). */
@@ -63,12 +67,18 @@ export class Link {
   heartbeatIntervalMs: number | null = null;
 
   constructor(private readonly options: LinkOptions) {
-    this.url = workerEndpoint(options.url);
     this.backoff = options.backoff ?? new Backoff();
     this.log = options.log;
   }
 
   start(): void {
+    this.connect();
+  }
+
+  /** A new manager was heard of: if the link is idle waiting for one, try now instead of after the backoff. */
+  poke(): void {
+    if (!this.waitingForTarget || this.stopping) return;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.connect();
   }
 
@@ -92,6 +102,15 @@ export class Link {
 
   private connect(): void {
     if (this.stopping) return;
+    const target = this.options.nextTarget();
+    this.waitingForTarget = target === null;
+    if (target === null) {
+      if (this.lastFailure !== "no manager") this.log.warn("no manager heard on mDNS yet; waiting for one to announce itself");
+      this.lastFailure = "no manager";
+      this.reconnectTimer = setTimeout(() => this.connect(), Math.max(1000, this.backoff.next()));
+      return;
+    }
+    this.url = workerEndpoint(target);
     let tlsDone = false;
     let failure: Failure | null = null;
     const ws = new WebSocket(this.url, {

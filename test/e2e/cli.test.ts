@@ -22,6 +22,7 @@ describe("configuration from the environment (systemd EnvironmentFile style)", (
       MCP_FLEET_PRESSURE_PERCENT: "0",
       MCP_FLEET_LOG_LEVEL: "trace",
       MCP_FLEET_STATE: `${certs.dir}/state.json`,
+      MCP_FLEET_NO_MDNS: "1",
     });
     const listening = await manager.waitFor((l) => l.msg === "manager listening", 10_000, "listening");
     assert.equal(listening.heartbeatIntervalMs, 300);
@@ -34,6 +35,7 @@ describe("configuration from the environment (systemd EnvironmentFile style)", (
       MCP_FLEET_KEY: key,
       MCP_FLEET_MANAGER: `wss://127.0.0.1:${listening.port}`,
       MCP_FLEET_LABELS: "role=db,zone=eu-1",
+      MCP_FLEET_NO_MDNS: "1",
     });
     const connected = await worker.waitFor((l) => l.msg === "connected to manager", 10_000, "connected");
     assert.equal(connected.heartbeatIntervalMs, 300, "the interval comes from the manager's welcome");
@@ -49,7 +51,7 @@ describe("configuration from the environment (systemd EnvironmentFile style)", (
   });
 
   it("bad settings exit 2 with every problem named by flag and variable", async () => {
-    const p = new Proc("manager", ["manager", "--port", "99999"], { MCP_FLEET_HEARTBEAT_INTERVAL: "fast", MCP_FLEET_LOG_LEVEL: "loud" });
+    const p = new Proc("manager", ["manager", "--port", "99999", "--no-mdns"], { MCP_FLEET_HEARTBEAT_INTERVAL: "fast", MCP_FLEET_LOG_LEVEL: "loud" });
     const { code } = await p.exited;
     assert.equal(code, 2);
     const text = p.lines.map((l) => String(l.raw)).join("\n");
@@ -59,13 +61,13 @@ describe("configuration from the environment (systemd EnvironmentFile style)", (
   });
 
   it("a worker without a certificate, or given a manager certificate, refuses to start with a clear message", async () => {
-    const missing = new Proc("worker", ["worker", "--ca", certs.ca, "--cert", "/nonexistent.pem", "--key", "/nonexistent-key.pem", "--manager", "wss://127.0.0.1:1"]);
+    const missing = new Proc("worker", ["worker", "--ca", certs.ca, "--cert", "/nonexistent.pem", "--key", "/nonexistent-key.pem", "--manager", "wss://127.0.0.1:1", "--no-mdns"]);
     assert.equal((await missing.exited).code, 2);
     assert.match(String(missing.lines[0]?.raw), /cannot read the certificate \(--cert\) \/nonexistent\.pem/);
-    const wrong = new Proc("worker", ["worker", "--ca", certs.ca, "--cert", certs.managerCert, "--key", certs.managerKey, "--manager", "wss://127.0.0.1:1"]);
+    const wrong = new Proc("worker", ["worker", "--ca", certs.ca, "--cert", certs.managerCert, "--key", certs.managerKey, "--manager", "wss://127.0.0.1:1", "--no-mdns"]);
     assert.equal((await wrong.exited).code, 2);
     assert.match(String(wrong.lines[0]?.raw), /is a manager certificate; this command needs a worker certificate/);
-    const badUrl = new Proc("worker", ["worker", "--ca", certs.ca, "--cert", certs.managerCert, "--key", certs.managerKey, "--manager", "http://x"]);
+    const badUrl = new Proc("worker", ["worker", "--ca", certs.ca, "--cert", certs.managerCert, "--key", certs.managerKey, "--manager", "http://x", "--no-mdns"]);
     assert.equal((await badUrl.exited).code, 2);
     assert.match(badUrl.lines.map((l) => String(l.raw)).join("\n"), /--manager \(MCP_FLEET_MANAGER\): must be a URL like wss:/);
   });

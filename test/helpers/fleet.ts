@@ -62,6 +62,8 @@ export class ManagerProc extends Proc {
       "--pressure-percent", "0",
       // Never the user's real state file.
       "--state", join(certs.dir, "state.json"),
+      // Tests outside the namespace lab stay on loopback: no multicast on this machine's real interfaces.
+      "--no-mdns",
       ...extra,
     ]);
     const listening = await m.waitFor((l) => l.msg === "manager listening", 10_000, "manager listening");
@@ -103,7 +105,7 @@ export function startWorker(
   const { cert, key } = certs.worker(certFor);
   return new Proc(
     `worker ${id}`,
-    ["worker", "--ca", certs.ca, "--cert", cert, "--key", key, "--manager", managerUrl, ...extra],
+    ["worker", "--ca", certs.ca, "--cert", cert, "--key", key, "--manager", managerUrl, "--no-mdns", ...extra],
     env,
   );
 }

@@ -40,6 +40,7 @@ export class McpManager {
         "--host", "127.0.0.1", "--port", "0",
         "--pressure-percent", "0",
         "--state", join(certs.dir, "state.json"),
+        "--no-mdns", // loopback only: no multicast on this machine's real interfaces
         ...extra,
       ],
       env: { ...process.env } as Record<string, string>,

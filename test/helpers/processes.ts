@@ -29,12 +29,15 @@ export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: Array<() => void> = [];
 
+  /** `launcher` runs before node, e.g. `ip netns exec NS ...`; it must exec, so the pid stays node's. */
   constructor(
     readonly name: string,
     args: string[],
     env: Record<string, string> = {},
+    launcher: string[] = [],
   ) {
-    this.child = spawn(process.execPath, [CLI, ...args], {
+    const argv = [...launcher, process.execPath, CLI, ...args];
+    this.child = spawn(argv[0]!, argv.slice(1), {
       env: { ...process.env, ...env },
       // A pipe, kept open: the manager serves MCP on stdin and stops when it closes.
       stdio: ["pipe", "pipe", "pipe"],

@@ -17,7 +17,7 @@ const schema = z.object({ port: fields.port, heartbeatInterval: duration({ min: 
 describe("config loader", () => {
   it("names each environment variable after its flag", () => {
     assert.equal(envName("--heartbeat-interval"), "MCP_FLEET_HEARTBEAT_INTERVAL");
-    assert.equal(envName("--no-mdns"), "MCP_FLEET_MDNS");
+    assert.equal(envName("--no-mdns"), "MCP_FLEET_NO_MDNS");
   });
 
   it("reads flags, then environment, then defaults", () => {

@@ -1,0 +1,62 @@
+import { createHash, X509Certificate } from "node:crypto";
+import { z } from "zod";
+import { WorkerId } from "../protocol/messages.js";
+
+/** DNS-SD service type: `_mcp-fleet._tcp.local`. */
+export const SERVICE_TYPE = "mcp-fleet";
+export const SERVICE_SUFFIX = `._${SERVICE_TYPE}._tcp.local`;
+const TXT_VERSION = "1";
+
+/**
+ * What one announcement says. Everything in it is a hint: the fleet id only saves a worker from dialling
+ * managers of other fleets; the manager's certificate is what is trusted (DESIGN.md §2).
+ */
+export interface Announcement {
+  role: "manager" | "worker";
+  /** Derived from the fleet CA's certificate: equal fleet ids mean the same CA. */
+  fleet: string;
+  protocol: number;
+  /** Workers: their id (also in their certificate). */
+  id?: string;
+  /** Workers: the agent version. */
+  version?: string;
+}
+
+/** The first 16 hex digits of the SHA-256 of the CA certificate (DER): short enough for TXT, long enough to tell fleets apart. */
+export function fleetIdFromCa(caPem: string | Buffer): string {
+  return createHash("sha256").update(new X509Certificate(caPem).raw).digest("hex").slice(0, 16);
+}
+
+/**
+ * TXT values are all non-empty strings: bonjour-service stringifies booleans and drops empty values and
+ * one-character entries, so nothing here depends on those.
+ */
+export function encodeTxt(a: Announcement): Record<string, string> {
+  const txt: Record<string, string> = { txtvers: TXT_VERSION, role: a.role, fleet: a.fleet, proto: String(a.protocol) };
+  if (a.id) txt.id = a.id;
+  if (a.version) txt.ver = a.version;
+  return txt;
+}
+
+const Txt = z.object({
+  txtvers: z.literal(TXT_VERSION),
+  role: z.enum(["manager", "worker"]),
+  fleet: z.string().regex(/^[0-9a-f]{16}$/),
+  proto: z.coerce.number().int().positive(),
+  id: WorkerId.optional(),
+  ver: z.string().max(64).optional(),
+});
+
+/** Reads a TXT record from anyone on the LAN; anything that is not ours, or not well formed, is null. */
+export function decodeTxt(txt: unknown): Announcement | null {
+  const parsed = Txt.safeParse(txt);
+  if (!parsed.success) return null;
+  const t = parsed.data;
+  if (t.role === "worker" && !t.id) return null;
+  return { role: t.role, fleet: t.fleet, protocol: t.proto, id: t.id, version: t.ver };
+}
+
+/** DNS-SD instance names may hold anything but dots confuse bonjour-service's parser, which keeps the first label. */
+export function instanceName(text: string): string {
+  return text.replace(/\./g, "-").slice(0, 63);
+}

@@ -1,0 +1,37 @@
+import { isIPv6 } from "node:net";
+import type { FleetBrowser, Peer } from "../discovery/browser.js";
+
+/**
+ * The managers this worker may try, from mDNS: announced as role=manager with this worker's fleet id. Tried
+ * most recently heard first, and in turn after a failure, so a worker fails over to another manager of its fleet
+ * when its own goes away. Whether one really is this fleet's manager is decided by its certificate, not here.
+ */
+export class ManagerCandidates {
+  private last: string | null = null;
+
+  constructor(
+    private readonly fleet: string,
+    private readonly browser: FleetBrowser | null,
+  ) {}
+
+  urls(): string[] {
+    const peers = this.browser?.list((p) => p.announcement.role === "manager" && p.announcement.fleet === this.fleet) ?? [];
+    return peers.map(url).filter((u): u is string => u !== null);
+  }
+
+  /** The candidate after the one tried last; null when none is known. */
+  next(): string | null {
+    const urls = this.urls();
+    if (urls.length === 0) return null;
+    const after = this.last === null ? -1 : urls.indexOf(this.last);
+    this.last = urls[(after + 1) % urls.length]!;
+    return this.last;
+  }
+}
+
+function url(p: Peer): string | null {
+  // The packet's source address comes first; IPv6 link-local addresses would need a zone, so IPv4 is preferred.
+  const address = p.addresses.find((a) => !isIPv6(a)) ?? p.addresses.find((a) => !a.startsWith("fe80"));
+  if (!address) return null;
+  return `wss://${isIPv6(address) ? `[${address}]` : address}:${p.port}`;
+}
