@@ -62,7 +62,11 @@ export class Publisher {
     if (this.timer) clearInterval(this.timer);
     const service = this.service;
     this.service = null;
-    if (service) await new Promise<void>((resolve) => service.stop?.(() => resolve()) ?? resolve());
+    if (service) {
+      // The callback runs once the goodbye is on the wire; destroying the socket before that loses it.
+      await new Promise<void>((resolve) => (service.stop ? service.stop(() => resolve()) : resolve()));
+      this.options.log.info({ instance: this.name }, "withdrew the mDNS announcement");
+    }
     await new Promise<void>((resolve) => (this.bonjour ? this.bonjour.destroy(() => resolve()) : resolve()));
     this.bonjour = null;
   }

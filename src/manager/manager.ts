@@ -141,7 +141,8 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       socket.destroy();
       return;
     }
-    const address = socket.remoteAddress ?? null;
+    // Listening dual-stack, IPv4 peers arrive as ::ffff:a.b.c.d; people and tools expect a.b.c.d.
+    const address = socket.remoteAddress?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "") ?? null;
     wss.handleUpgrade(req, socket, head, (ws) => {
       const id = cert.identity;
       if (!id || id.role !== "worker" || id.fleet !== material.self.identity.fleet) {

@@ -44,6 +44,7 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
   const managers = new ManagerCandidates(fleet, browser);
   const link = new Link({
     nextTarget: options.manager ? () => options.manager! : () => managers.next(),
+    onManagerRejected: options.manager ? undefined : (url) => managers.reject(url),
     tls: workerClientOptions(material),
     hello: {
       id,

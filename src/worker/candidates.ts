@@ -8,15 +8,38 @@ import type { FleetBrowser, Peer } from "../discovery/browser.js";
  */
 export class ManagerCandidates {
   private last: string | null = null;
+  /** URLs whose certificate failed verification, with when: not tried again while they keep announcing. */
+  private readonly rejected = new Map<string, number>();
 
   constructor(
     private readonly fleet: string,
     private readonly browser: FleetBrowser | null,
-  ) {}
+    private readonly rejectForMs = 10 * 60_000,
+  ) {
+    // A rejected announcer that goes away and comes back (a manager restarted with a fixed certificate) gets a
+    // fresh chance.
+    browser?.on("change", () => {
+      const live = new Set(this.announced());
+      for (const u of this.rejected.keys()) if (!live.has(u)) this.rejected.delete(u);
+    });
+  }
 
-  urls(): string[] {
+  /** Set aside a candidate whose certificate is not this fleet's manager's (a rogue or misconfigured announcer). */
+  reject(u: string): void {
+    this.rejected.set(u, performance.now());
+  }
+
+  private announced(): string[] {
     const peers = this.browser?.list((p) => p.announcement.role === "manager" && p.announcement.fleet === this.fleet) ?? [];
     return peers.map(url).filter((u): u is string => u !== null);
+  }
+
+  urls(): string[] {
+    const now = performance.now();
+    return this.announced().filter((u) => {
+      const at = this.rejected.get(u);
+      return at === undefined || now - at > this.rejectForMs;
+    });
   }
 
   /** The candidate after the one tried last; null when none is known. */

@@ -28,6 +28,12 @@ export interface LinkOptions {
   hello: Omit<Hello, "type" | "protocol">;
   metrics: () => MetricsSummary;
   onRequest: RequestHandler;
+  /**
+   * The server at `url` is not this fleet's manager (its certificate failed verification). With mDNS that is the
+   * announcer's fault, not a reason to wait: the caller sets it aside and the next candidate is tried soon.
+   * Without this hook (a fixed --manager) the link waits the full backoff, since the same refusal would repeat.
+   */
+  onManagerRejected?: (url: string) => void;
   log: Logger;
   backoff?: Backoff;
   /** A ping this often detects a manager that vanished without closing (link cut, host gone). */
@@ -57,7 +63,6 @@ export class Link {
   private readonly backoff: Backoff;
   private url = "";
   private readonly log: Logger;
-  private waitingForTarget = false;
   /** The last failure logged, so a repeat of it is logged quietly. */
   private lastFailure: string | null = null;
   /** When anything last came from the manager (a message or a pong). */
@@ -75,9 +80,9 @@ export class Link {
     this.connect();
   }
 
-  /** A new manager was heard of: if the link is idle waiting for one, try now instead of after the backoff. */
+  /** A manager was heard of: if the link is idle between attempts, try now instead of after the backoff. */
   poke(): void {
-    if (!this.waitingForTarget || this.stopping) return;
+    if (this.ws !== null || this.stopping) return;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.connect();
   }
@@ -103,14 +108,14 @@ export class Link {
   private connect(): void {
     if (this.stopping) return;
     const target = this.options.nextTarget();
-    this.waitingForTarget = target === null;
     if (target === null) {
-      if (this.lastFailure !== "no manager") this.log.warn("no manager heard on mDNS yet; waiting for one to announce itself");
+      if (this.lastFailure !== "no manager") this.log.warn("no usable manager heard on mDNS yet; waiting for one to announce itself");
       this.lastFailure = "no manager";
       this.reconnectTimer = setTimeout(() => this.connect(), Math.max(1000, this.backoff.next()));
       return;
     }
     this.url = workerEndpoint(target);
+    const attempted = target;
     let tlsDone = false;
     let failure: Failure | null = null;
     const ws = new WebSocket(this.url, {
@@ -176,8 +181,11 @@ export class Link {
       const reason = reasonBuf.toString();
       // A failure seen before the close (TLS, HTTP, network) says more than the close code that follows it.
       const f: Failure = failure ?? describeClose(code, reason);
-      if (PERMANENT_CLOSE_CODES.has(code)) this.backoff.toCap();
-      if (f.kind === "certificate_refused" || f.kind === "manager_rejected") this.backoff.toCap();
+      if (PERMANENT_CLOSE_CODES.has(code) || f.kind === "certificate_refused") this.backoff.toCap();
+      if (f.kind === "manager_rejected") {
+        if (this.options.onManagerRejected) this.options.onManagerRejected(attempted);
+        else this.backoff.toCap();
+      }
       const delay = this.backoff.next();
       // The same failure over and over is logged once at warn, then at debug, so a long outage does not flood logs.
       const repeated = !wasConnected && this.lastFailure === f.message;

@@ -31,18 +31,23 @@ export class McpManager {
     readonly transport: StdioClientTransport,
   ) {}
 
-  static async start(certs: CertSet, extra: string[] = []): Promise<McpManager> {
+  /**
+   * On loopback by default. In the namespace lab, pass the host's `launcher` and `mdns: true`: it then listens on
+   * all of that host's addresses, on the usual port, and announces itself.
+   */
+  static async start(certs: CertSet, extra: string[] = [], lab: { launcher: string[]; mdns: true } | null = null): Promise<McpManager> {
+    const argv = [
+      ...(lab?.launcher ?? []),
+      process.execPath, CLI, "manager",
+      "--ca", certs.ca, "--cert", certs.managerCert, "--key", certs.managerKey,
+      ...(lab ? [] : ["--host", "127.0.0.1", "--port", "0", "--no-mdns"]), // loopback only: no multicast on real interfaces
+      "--pressure-percent", "0",
+      "--state", join(certs.dir, "state.json"),
+      ...extra,
+    ];
     const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [
-        CLI, "manager",
-        "--ca", certs.ca, "--cert", certs.managerCert, "--key", certs.managerKey,
-        "--host", "127.0.0.1", "--port", "0",
-        "--pressure-percent", "0",
-        "--state", join(certs.dir, "state.json"),
-        "--no-mdns", // loopback only: no multicast on this machine's real interfaces
-        ...extra,
-      ],
+      command: argv[0]!,
+      args: argv.slice(1),
       env: { ...process.env } as Record<string, string>,
       stderr: "pipe",
     });

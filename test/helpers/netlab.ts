@@ -89,9 +89,15 @@ export class NetLab {
     return ["ip", "netns", "exec", h.ns, "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', name];
   }
 
-  /** `mcp-fleet ...args` on `host`. */
-  run(hostName: string, procName: string, args: string[], env: Record<string, string> = {}): Proc {
-    return new Proc(procName, args, env, this.launcher(hostName));
+  /** `mcp-fleet ...args` on `host`, or another program. */
+  run(hostName: string, procName: string, args: string[], env: Record<string, string> = {}, program?: string[]): Proc {
+    return new Proc(procName, args, env, this.launcher(hostName), program);
+  }
+
+  /** One of the TypeScript helpers in test/helpers, on `host`. */
+  script(hostName: string, procName: string, script: string, args: string[]): Proc {
+    const path = new URL(`./${script}`, import.meta.url).pathname;
+    return this.run(hostName, procName, args, {}, [process.execPath, "--import", "tsx", path]);
   }
 
   link(hostName: string, state: "up" | "down"): void {

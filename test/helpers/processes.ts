@@ -29,14 +29,18 @@ export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: Array<() => void> = [];
 
-  /** `launcher` runs before node, e.g. `ip netns exec NS ...`; it must exec, so the pid stays node's. */
+  /**
+   * `launcher` runs first, e.g. `ip netns exec NS ...`, and must exec so the pid stays the program's; `program`
+   * is what runs with `args`, `mcp-fleet` by default.
+   */
   constructor(
     readonly name: string,
     args: string[],
     env: Record<string, string> = {},
     launcher: string[] = [],
+    program: string[] = [process.execPath, CLI],
   ) {
-    const argv = [...launcher, process.execPath, CLI, ...args];
+    const argv = [...launcher, ...program, ...args];
     this.child = spawn(argv[0]!, argv.slice(1), {
       env: { ...process.env, ...env },
       // A pipe, kept open: the manager serves MCP on stdin and stops when it closes.
