@@ -64,10 +64,14 @@ describe("manager candidates from mDNS", () => {
   });
 
   function browserWith(peers: Peer[]) {
-    const b = new EventEmitter() as unknown as FleetBrowser & EventEmitter & { peers: Peer[] };
-    b.peers = peers;
-    (b as unknown as { list: (f: (p: Peer) => boolean) => Peer[] }).list = (f) => b.peers.filter(f).sort((x, y) => y.lastSeen - x.lastSeen);
-    return b;
+    // A stand-in for FleetBrowser: the same list() and change event, over peers the test sets.
+    const fake = Object.assign(new EventEmitter(), {
+      heard: peers,
+      list(f: (p: Peer) => boolean) {
+        return fake.heard.filter(f).sort((x, y) => y.lastSeen - x.lastSeen);
+      },
+    });
+    return fake;
   }
 
   it("offers managers of this fleet only, most recently heard first, in turn", () => {
@@ -77,25 +81,26 @@ describe("manager candidates from mDNS", () => {
       peer("other-fleet", "10.0.0.3", "ffffffffffffffff"),
       peer("a-worker", "10.0.0.4", undefined, "worker"),
     ]);
-    const c = new ManagerCandidates("0123456789abcdef", b);
+    const c = new ManagerCandidates("0123456789abcdef", b as unknown as FleetBrowser);
     assert.deepEqual([c.next(), c.next(), c.next()], ["wss://10.0.0.2:7443", "wss://10.0.0.1:7443", "wss://10.0.0.2:7443"]);
   });
 
   it("sets aside a candidate whose certificate was rejected, until it goes away and comes back", () => {
     const rogue = peer("rogue", "10.0.0.66");
     const b = browserWith([rogue]);
-    const c = new ManagerCandidates("0123456789abcdef", b);
+    const c = new ManagerCandidates("0123456789abcdef", b as unknown as FleetBrowser);
     c.reject(c.next()!);
     assert.equal(c.next(), null);
-    b.peers = [];
+    b.heard = [];
     b.emit("change");
-    b.peers = [rogue];
+    b.heard = [rogue];
     b.emit("change");
     assert.equal(c.next(), "wss://10.0.0.66:7443");
   });
 
   it("prefers IPv4 and brackets IPv6", () => {
-    const c = new ManagerCandidates("0123456789abcdef", browserWith([{ ...peer("v6", "fd00::1"), addresses: ["fe80::1", "fd00::1"] }]));
+    const b = browserWith([{ ...peer("v6", "fd00::1"), addresses: ["fe80::1", "fd00::1"] }]);
+    const c = new ManagerCandidates("0123456789abcdef", b as unknown as FleetBrowser);
     assert.equal(c.next(), "wss://[fd00::1]:7443");
   });
 });
