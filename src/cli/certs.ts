@@ -1,7 +1,10 @@
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { z } from "zod";
 import { fields, flag, loadConfig } from "../config/load.js";
+import { FleetError } from "../errors.js";
+import { ROLES } from "../pki/identity.js";
 import { initFleet, issueWorker, revokeWorker } from "../pki/store.js";
+import { loadTlsMaterial } from "../tls/contexts.js";
 
 const dirFlag = () => flag("--dir <dir>", "certificate directory", "certs");
 
@@ -48,6 +51,22 @@ export function certsCommand(): Command {
       const o = loadConfig(z.object({ dir: fields.path }), cmd);
       const r = await revokeWorker({ dir: o.dir, id: workerId });
       console.log(`revoked worker "${r.id}" (serial ${r.serialNumber}); CRL written to ${r.crl}`);
+    });
+
+  certs
+    .command("check")
+    .description("check that a CA, a certificate and its key belong together; print whose it is and until when")
+    .addOption(flag("--ca <file>", "fleet CA certificate", "certs/ca.pem"))
+    .addOption(flag("--cert <file>", "certificate to check"))
+    .addOption(flag("--key <file>", "its private key"))
+    .addOption(new Option("--role <role>", "the role it must have").choices(ROLES).default("worker"))
+    .action((_opts, cmd: Command) => {
+      const o = loadConfig(z.object({ ca: fields.path, cert: fields.path, key: fields.path, role: z.enum(ROLES) }), cmd);
+      const m = loadTlsMaterial({ ca: o.ca, cert: o.cert, key: o.key }, o.role);
+      const { fleet, role, id } = m.self.identity;
+      const days = Math.floor((m.self.notAfter.getTime() - Date.now()) / 86_400_000);
+      console.log(`${role} "${id}" of fleet "${fleet}", serial ${m.self.serialNumber}, valid until ${m.self.notAfter.toISOString()} (${days} days)`);
+      if (days < 0) throw new FleetError("E_CERT", `${o.cert} expired on ${m.self.notAfter.toISOString()}`);
     });
 
   return certs;

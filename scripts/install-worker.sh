@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Installs the mcp-fleet worker agent as a systemd service on this host, from a built checkout of mcp-fleet
+# (npm ci has been run). Run it again to update certificates, settings or the agent: it is idempotent.
+#
+#   scripts/install-worker.sh --ca CA.pem --cert ID.pem --key ID-key.pem [--manager wss://host:7443] [--labels k=v,...]
+#   scripts/install-worker.sh --uninstall
+#
+# Options:
+#   --ca FILE --cert FILE --key FILE   the fleet CA and this worker's certificate and key (mcp-fleet certs issue ID)
+#   --manager URL                      a fixed manager; without it the worker finds its manager by mDNS
+#   --labels k=v,...                   labels reported to the manager
+#   --root DIR                         install under DIR instead of / (packaging, tests); systemd is left alone
+#   --uninstall                        stop and remove the service, the agent and its configuration
+set -euo pipefail
+
+APP_DIR=/opt/mcp-fleet
+CONF_DIR=/etc/mcp-fleet
+UNIT_DIR=/etc/systemd/system
+UNIT=mcp-fleet-worker.service
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+
+ROOT=/ CA= CERT= KEY= MANAGER= LABELS= UNINSTALL=0 SETTINGS=0
+die() { echo "install-worker: $*" >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --ca) CA=${2:?}; shift 2 ;;
+    --cert) CERT=${2:?}; shift 2 ;;
+    --key) KEY=${2:?}; shift 2 ;;
+    --manager) MANAGER=${2:?}; SETTINGS=1; shift 2 ;;
+    --labels) LABELS=${2:?}; SETTINGS=1; shift 2 ;;
+    --root) ROOT=${2:?}; shift 2 ;;
+    --uninstall) UNINSTALL=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+done
+
+[ "$ROOT" = / ] || ROOT="$(cd "$ROOT" && pwd)"
+R="${ROOT%/}"
+# Only a real install on a host booted with systemd touches the service manager.
+if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then SYSTEMD=1; else SYSTEMD=0; fi
+[ "$(id -u)" -eq 0 ] || [ "$ROOT" != / ] || die "run as root (it writes $APP_DIR, $CONF_DIR and $UNIT_DIR)"
+
+if [ "$UNINSTALL" -eq 1 ]; then
+  if [ "$SYSTEMD" -eq 1 ]; then systemctl disable --now "$UNIT" 2>/dev/null || true; fi
+  rm -f "$R$UNIT_DIR/$UNIT"
+  rm -rf "$R$APP_DIR" "$R$CONF_DIR"
+  if [ "$SYSTEMD" -eq 1 ]; then systemctl daemon-reload; fi
+  echo "removed the mcp-fleet worker from ${ROOT}"
+  exit 0
+fi
+
+[ -n "$CA" ] && [ -n "$CERT" ] && [ -n "$KEY" ] || { usage >&2; die "--ca, --cert and --key are required"; }
+for f in "$CA" "$CERT" "$KEY"; do [ -r "$f" ] || die "cannot read $f"; done
+[ -f "$SRC/dist/cli/main.js" ] || die "no built agent in $SRC/dist: run npm ci in $SRC first"
+NODE="$(command -v node)" || die "node is not installed (Node.js 20 or newer is needed)"
+major="$("$NODE" -p 'process.versions.node.split(".")[0]')"
+[ "$major" -ge 20 ] || die "node $("$NODE" --version) is too old: Node.js 20 or newer is needed"
+# The agent checks the files belong together before anything is installed: better refused here than in a loop.
+"$NODE" "$SRC/dist/cli/main.js" certs check --ca "$CA" --cert "$CERT" --key "$KEY" >/dev/null \
+  || die "the certificate files do not belong together (see above)"
+
+umask 022
+# The agent: its build and production dependencies, copied from this checkout (no network needed).
+stage="$(mktemp -d "${TMPDIR:-/tmp}/mcp-fleet-install.XXXXXX")"
+trap 'rm -rf "$stage"' EXIT
+cp -a "$SRC/dist" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$stage/"
+cp -a "$SRC/node_modules" "$stage/"
+(cd "$stage" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) \
+  || die "npm prune failed in $stage"
+rm -f "$stage/dist/.tsbuildinfo"
+mkdir -p "$R$(dirname "$APP_DIR")"
+rm -rf "$R$APP_DIR.new"
+mv "$stage" "$R$APP_DIR.new"
+chmod 0755 "$R$APP_DIR.new"
+rm -rf "$R$APP_DIR"
+mv "$R$APP_DIR.new" "$R$APP_DIR"
+trap - EXIT
+
+# Identity: root-only; systemd hands the service private copies (LoadCredential).
+install -d -m 0755 "$R$CONF_DIR"
+install -d -m 0700 "$R$CONF_DIR/credentials"
+install -m 0600 "$CA" "$R$CONF_DIR/credentials/ca.pem"
+install -m 0600 "$CERT" "$R$CONF_DIR/credentials/worker.pem"
+install -m 0600 "$KEY" "$R$CONF_DIR/credentials/worker-key.pem"
+
+# Settings: rewritten when given, otherwise kept as the operator left them.
+env_file="$R$CONF_DIR/worker.env"
+if [ "$SETTINGS" -eq 1 ] || [ ! -f "$env_file" ]; then
+  {
+    echo "# mcp-fleet worker settings: one MCP_FLEET_<FLAG>=value per line (see mcp-fleet worker --help)."
+    if [ -n "$MANAGER" ]; then echo "MCP_FLEET_MANAGER=$MANAGER"; else echo "# MCP_FLEET_MANAGER=wss://manager.lan:7443   (unset: found by mDNS)"; fi
+    if [ -n "$LABELS" ]; then echo "MCP_FLEET_LABELS=$LABELS"; else echo "# MCP_FLEET_LABELS=role=web,zone=a"; fi
+  } > "$env_file.new"
+  chmod 0644 "$env_file.new"
+  mv "$env_file.new" "$env_file"
+fi
+
+# The unit, pointing at this node and this install.
+install -d -m 0755 "$R$UNIT_DIR"
+sed -e "s|^ExecStart=/usr/bin/node /opt/mcp-fleet/|ExecStart=$NODE $APP_DIR/|" \
+  "$SRC/systemd/$UNIT" > "$R$UNIT_DIR/$UNIT.new"
+chmod 0644 "$R$UNIT_DIR/$UNIT.new"
+mv "$R$UNIT_DIR/$UNIT.new" "$R$UNIT_DIR/$UNIT"
+
+if [ "$SYSTEMD" -eq 1 ]; then
+  systemctl daemon-reload
+  systemctl enable "$UNIT" >/dev/null
+  systemctl restart "$UNIT"
+  echo "installed and started $UNIT; follow it with: journalctl -u $UNIT -f"
+else
+  echo "installed under ${ROOT}; systemd is not managing this root, so $UNIT was not enabled or started"
+fi
