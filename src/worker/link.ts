@@ -36,8 +36,14 @@ export interface LinkOptions {
   onManagerRejected?: (url: string) => void;
   log: Logger;
   backoff?: Backoff;
-  /** A ping this often detects a manager that vanished without closing (link cut, host gone). */
+  /** A ping this often keeps track of a manager that might vanish without closing (host gone, cable cut). */
   pingIntervalMs?: number;
+  /**
+   * How long the manager may stay silent before this worker gives up on the session. Longer than a manager's
+   * plausible pause (a 60 s stall, a GC storm): a worker that left during a pause would be seen as lost when the
+   * manager resumed, a false alarm. A manager that crashes or stops closes the socket, which is noticed at once.
+   */
+  silentManagerMs?: number;
   welcomeTimeoutMs?: number;
 }
 
@@ -203,6 +209,7 @@ export class Link {
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), interval);
     const pingEvery = this.options.pingIntervalMs ?? Math.max(5000, 2 * interval);
+    const giveUpAfter = this.options.silentManagerMs ?? Math.max(90_000, 3 * pingEvery);
     this.lastHeard = performance.now();
     let lastCheck = performance.now();
     this.pingTimer = setInterval(() => {
@@ -210,7 +217,7 @@ export class Link {
       // This process was paused (SIGSTOP, suspend): the silence was ours, not the manager's.
       if (now - lastCheck > 2 * pingEvery) this.lastHeard = now;
       lastCheck = now;
-      if (now - this.lastHeard > 2 * pingEvery) {
+      if (now - this.lastHeard > giveUpAfter) {
         this.log.warn({ silentMs: Math.round(now - this.lastHeard) }, "manager stopped answering pings; reconnecting");
         this.ws?.terminate();
         return;
