@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Command } from "commander";
 import { z } from "zod";
 import { fields, flag, loadConfig } from "../config/load.js";
@@ -29,7 +31,7 @@ export function managerCommand(): Command {
     .addOption(flag("--ca <file>", "fleet CA certificate", "certs/ca.pem"))
     .addOption(flag("--cert <file>", "manager certificate", "certs/manager.pem"))
     .addOption(flag("--key <file>", "manager private key", "certs/manager-key.pem"))
-    .addOption(flag("--crl <file>", "certificate revocation list (PEM)"))
+    .addOption(flag("--crl <file>", "certificate revocation list, watched for changes (default: crl.pem beside --ca, if there is one)"))
     .addOption(flag("--host <address>", "address to listen on (default: all)"))
     .addOption(flag("--port <port>", "port to listen on (0 picks a free one)", "7443"))
     .addOption(flag("--heartbeat-interval <duration>", "heartbeat interval workers are told to keep", "1s"))
@@ -43,8 +45,11 @@ export function managerCommand(): Command {
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
       const log = createLogger({ name: "manager", level: o.logLevel });
+      // `certs init` writes crl.pem beside ca.pem; revocation should work without anyone remembering a flag.
+      const besideCa = join(dirname(o.ca), "crl.pem");
+      const crl = o.crl ?? (existsSync(besideCa) ? besideCa : undefined);
       const manager = await startManager({
-        tls: { ca: o.ca, cert: o.cert, key: o.key, crl: o.crl },
+        tls: { ca: o.ca, cert: o.cert, key: o.key, crl },
         host: o.host,
         port: o.port,
         heartbeatIntervalMs: o.heartbeatInterval,
@@ -62,6 +67,7 @@ export function managerCommand(): Command {
         await mcp.close();
         await manager.close();
       });
+      process.on("SIGHUP", () => void manager.reloadCrl("SIGHUP"));
       // The client closing our stdin is how it says goodbye (and how Claude Desktop quits us).
       process.stdin.once("end", () => stop("stdin closed"));
       await mcp.server.connect(new StdioServerTransport());

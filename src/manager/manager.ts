@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -17,6 +18,7 @@ import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { METHODS, type MethodName, type MethodResult } from "../protocol/methods.js";
 import { gateUnauthorized, loadTlsMaterial, managerServerOptions, peerCertificate, type TlsPaths } from "../tls/contexts.js";
 import { StateKeeper } from "./persistence.js";
+import { Revocations } from "./revocation.js";
 import { WorkerSession } from "./session.js";
 
 /** Workers connect here; other paths are refused, leaving room for other endpoints later. */
@@ -54,6 +56,8 @@ export interface Manager {
   readonly fleetId: string;
   /** Workers announcing themselves on mDNS, as last heard. Hints only: never part of the registry. */
   workerAnnouncements(): Peer[];
+  /** Re-reads the CRL file (it is also watched); revoked live sessions are closed with 4004. */
+  reloadCrl(reason: string): Promise<void>;
   /** Calls `listener` for every health transition; returns the function that stops it. */
   onEvent(listener: (event: HealthEvent) => void): () => void;
   /** Ask a connected worker something over its socket; the answer is validated against the method's schema. */
@@ -115,6 +119,17 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   };
 
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
+  const revocations = options.tls.crl
+    ? new Revocations(options.tls.crl, material.ca, log, ({ pem, revoked }) => {
+        // New handshakes check the new list; new ticket keys end resumption, which would skip the check.
+        server.setSecureContext({ ...managerServerOptions(material), crl: pem });
+        server.setTicketKeys(randomBytes(48));
+        for (const s of all) {
+          if (revoked.has(s.serialNumber)) s.close(CloseCode.REVOKED, `serial ${s.serialNumber}`);
+        }
+      })
+    : null;
+  if (revocations) material.crl = await revocations.load();
   const server: Server = createServer(managerServerOptions(material));
 
   gateUnauthorized(server, ({ address, reason, subject }) =>
@@ -145,6 +160,13 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     const address = socket.remoteAddress?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "") ?? null;
     wss.handleUpgrade(req, socket, head, (ws) => {
       const id = cert.identity;
+      // A resumed TLS session skips the CRL check; the serial is checked here for every session.
+      if (revocations?.isRevoked(cert.serialNumber)) {
+        log.warn({ address, serial: cert.serialNumber, worker: id?.id }, "refused: certificate revoked");
+        ws.close(CloseCode.REVOKED, closeReason(CloseCode.REVOKED, `serial ${cert.serialNumber}`));
+        setTimeout(() => ws.terminate(), 2000).unref();
+        return;
+      }
       if (!id || id.role !== "worker" || id.fleet !== material.self.identity.fleet) {
         const what = id ? `${id.role} "${id.id}" of fleet "${id.fleet}"` : "no mcp-fleet identity";
         log.warn({ address, certificate: what, serial: cert.serialNumber }, "refused: certificate is not a worker of this fleet");
@@ -173,6 +195,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     });
   });
   const port = (server.address() as AddressInfo).port;
+  revocations?.watch();
   const fleetId = fleetIdFromCa(material.ca);
   const publisher = options.mdns
     ? new Publisher({
@@ -207,6 +230,9 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     workerAnnouncements() {
       return browser?.list((p) => p.announcement.role === "worker") ?? [];
     },
+    reloadCrl(reason) {
+      return revocations ? revocations.reload(reason) : Promise.resolve();
+    },
     onEvent(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -223,6 +249,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     close() {
       closing ??= (async () => {
         clearInterval(tick);
+        revocations?.stop();
         browser?.stop();
         const goodbye = publisher?.stop();
         // Workers get a 1001 so they know this was a clean stop; waiting for every close handshake is not

@@ -54,6 +54,11 @@ export class WorkerSession {
     return this.identity.id;
   }
 
+  /** The client certificate's serial number (lower-case hex), as the CRL lists it. */
+  get serialNumber(): string {
+    return this.cert.serialNumber;
+  }
+
   get isOpen(): boolean {
     return this.phase === "open";
   }

@@ -151,3 +151,14 @@ export function readCrlEntries(pem: string): RevokedEntry[] {
   const crl = new x509.X509Crl(pem);
   return crl.entries.map((e) => ({ serialNumber: e.serialNumber.toLowerCase(), revokedAt: e.revocationDate }));
 }
+
+/** True if `crlPem` is a CRL signed by the CA in `caPem`. */
+export async function crlSignedBy(crlPem: string, caPem: string): Promise<boolean> {
+  try {
+    const crl = new x509.X509Crl(crlPem);
+    const ca = new x509.X509Certificate(caPem);
+    return await crl.verify({ publicKey: await ca.publicKey.export() });
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,80 @@
+import { readFile } from "node:fs/promises";
+import { unwatchFile, watchFile } from "node:fs";
+import { errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import { crlSignedBy, readCrlEntries } from "../pki/generate.js";
+
+// Checked this often for a changed CRL file: revocation takes effect within this plus a reload.
+const WATCH_MS = 250;
+
+export interface CrlUpdate {
+  pem: Buffer;
+  revoked: ReadonlySet<string>;
+  reason: string;
+}
+
+/**
+ * The fleet's revocation list, reloaded without a restart when the file changes (polled, so the atomic rename
+ * `certs revoke` does is seen) or on request (SIGHUP). A CRL is applied only if the fleet CA signed it: a broken
+ * CRL handed to OpenSSL would fail every handshake, so a bad file is logged and the last good one kept.
+ */
+export class Revocations {
+  private revoked: ReadonlySet<string> = new Set();
+  private watching = false;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly path: string,
+    private readonly caPem: Buffer,
+    private readonly log: Logger,
+    private readonly apply: (update: CrlUpdate) => void,
+  ) {}
+
+  isRevoked(serialNumber: string): boolean {
+    return this.revoked.has(serialNumber.toLowerCase());
+  }
+
+  /** The first load: a CRL that is unreadable or not the fleet CA's stops the start, with the reason. */
+  async load(): Promise<Buffer> {
+    const pem = await readFile(this.path);
+    const revoked = await this.check(pem);
+    this.revoked = revoked;
+    return pem;
+  }
+
+  watch(): void {
+    this.watching = true;
+    watchFile(this.path, { interval: WATCH_MS }, (cur, prev) => {
+      if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) void this.reload("file changed");
+    });
+  }
+
+  /** Re-reads the file; reloads queue behind each other so the last file written wins. */
+  reload(reason: string): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      try {
+        const pem = await readFile(this.path);
+        const revoked = await this.check(pem);
+        const added = [...revoked].filter((s) => !this.revoked.has(s));
+        this.revoked = revoked;
+        this.apply({ pem, revoked, reason });
+        this.log.info({ crl: this.path, reason, revoked: revoked.size, newlyRevoked: added }, "CRL reloaded");
+      } catch (err) {
+        this.log.error({ crl: this.path, reason, err: errorMessage(err) }, "CRL not reloaded; keeping the previous one");
+      }
+    });
+    return this.chain;
+  }
+
+  stop(): void {
+    if (this.watching) unwatchFile(this.path);
+  }
+
+  private async check(pem: Buffer): Promise<ReadonlySet<string>> {
+    const text = pem.toString("utf8");
+    if (!(await crlSignedBy(text, this.caPem.toString("utf8")))) {
+      throw new Error(`${this.path} is not a CRL signed by the fleet CA`);
+    }
+    return new Set(readCrlEntries(text).map((e) => e.serialNumber));
+  }
+}

@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { createCa, createCrl } from "../../src/pki/generate.js";
+import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
+import { runCli, sleep, type Proc } from "../helpers/processes.js";
+import { rawClient } from "../helpers/raw-client.js";
+
+describe("revocation without a restart", () => {
+  const honest = ["r1", "r2"];
+  const fx = useCerts("revoke", [...honest, "victim"], { before, after });
+  let manager: ManagerProc;
+  const workers = new Map<string, Proc>();
+
+  before(async () => {
+    // No --crl: the manager finds crl.pem beside ca.pem, as `certs init` laid them out.
+    manager = await ManagerProc.start(fx.certs);
+    for (const id of [...honest, "victim"]) workers.set(id, startWorker(fx.certs, id, manager.url));
+    for (const id of [...honest, "victim"]) await manager.waitForState(id, "healthy", 5000);
+  });
+
+  it("certs revoke ends the live session within 1 s with the revoked code; other sessions are untouched", async (t) => {
+    const from = manager.lines.length;
+    const revoked = await runCli(["certs", "revoke", "victim", "--dir", fx.dir]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    const done = performance.now();
+    const closing = await manager.waitFor(
+      (l) => l.msg === "closing worker session" && l.worker === "victim" && l.code === 4004,
+      1000,
+      "victim's session closed with 4004",
+      from,
+    );
+    t.diagnostic(`session closed ${Math.round(closing.receivedAt - done)} ms after certs revoke returned`);
+    const lost = await manager.waitForState("victim", "unhealthy", 1000, from);
+    assert.match(lost.reasons[0]!.message, /certificate revoked: serial [0-9a-f]+ \(4004\)/);
+    const w = workers.get("victim")!;
+    const seen = await w.waitFor((l) => l.code === 4004, 2000, "the worker was told why");
+    assert.match(String(seen.msg), /certificate revoked/);
+    assert.ok((seen.retryInMs as number) >= 0);
+  });
+
+  it("from then on the revoked certificate is refused at the handshake, by a fresh agent and a raw client alike", async () => {
+    const from = manager.lines.length;
+    workers.get("victim")!.kill("SIGKILL");
+    const again = startWorker(fx.certs, "victim", manager.url);
+    const failure = await again.waitFor((l) => l.kind !== undefined, 5000, "classified failure");
+    assert.equal(failure.kind, "certificate_refused");
+    const refusal = await manager.waitFor((l) => /TLS client refused/.test(String(l.msg)), 2000, "refusal", from);
+    assert.equal(refusal.reason, "CERT_REVOKED");
+    const raw = await rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker("victim") }).done;
+    assert.equal(raw.opened, false);
+    again.kill("SIGKILL");
+  });
+
+  it("SIGHUP reloads the CRL; a CRL the fleet CA did not sign is refused and the last good one kept", async () => {
+    let from = manager.lines.length;
+    manager.kill("SIGHUP");
+    const reloaded = await manager.waitFor((l) => l.msg === "CRL reloaded", 2000, "reload on SIGHUP", from);
+    assert.equal(reloaded.reason, "SIGHUP");
+
+    from = manager.lines.length;
+    const crl = join(fx.dir, "crl.pem");
+    const good = readFileSync(crl, "utf8");
+    const stranger = await createCa({ fleet: "test", days: 1 });
+    writeFileSync(crl, await createCrl({ ca: stranger, revoked: [] })); // would un-revoke the victim, if believed
+    const bad = await manager.waitFor((l) => /CRL not reloaded/.test(String(l.msg)), 2000, "foreign CRL refused", from);
+    assert.match(String(bad.err), /not a CRL signed by the fleet CA/);
+    const raw = await rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker("victim") }).done;
+    assert.equal(raw.opened, false, "the victim is still refused: the last good CRL is in force");
+    writeFileSync(crl, good);
+    await manager.waitFor((l) => l.msg === "CRL reloaded", 2000, "good CRL back", from);
+  });
+
+  it("the other workers stayed healthy throughout", async () => {
+    await sleep(500);
+    for (const id of honest) assert.deepEqual(manager.transitions(id).map((x) => x.to), ["healthy"]);
+  });
+});
