@@ -22,6 +22,10 @@ const schema = z.object({
   restartGrace: duration({ min: 0, max: 86_400_000 }),
   requestTimeout: duration({ min: 100, max: 600_000 }),
   mdns: z.boolean(),
+  handshakeTimeout: duration({ min: 100, max: 120_000 }),
+  helloTimeout: duration({ min: 100, max: 120_000 }),
+  maxMessageRate: fields.positiveInt(100_000),
+  maxSessions: fields.positiveInt(1_000_000),
   logLevel: logLevelField,
 });
 
@@ -41,6 +45,10 @@ export function managerCommand(): Command {
     .addOption(flag("--restart-grace <duration>", "after a restart, how long known workers have to reconnect", "30s"))
     .addOption(flag("--request-timeout <duration>", "how long a worker has to answer a status request", "5s"))
     .addOption(flag("--no-mdns", "do not announce this manager, nor watch for worker announcements, on mDNS"))
+    .addOption(flag("--handshake-timeout <duration>", "time a client has to complete the TLS handshake", "5s"))
+    .addOption(flag("--hello-timeout <duration>", "time a client has from TLS to its hello", "5s"))
+    .addOption(flag("--max-message-rate <n>", "messages per second a session may send (bursts of 4x allowed)", "50"))
+    .addOption(flag("--max-sessions <n>", "sessions open at once", "20000"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -58,6 +66,13 @@ export function managerCommand(): Command {
         stateFile: o.state,
         restartGraceMs: o.restartGrace,
         mdns: o.mdns,
+        limits: {
+          handshakeTimeoutMs: o.handshakeTimeout,
+          helloTimeoutMs: o.helloTimeout,
+          messagesPerSecond: o.maxMessageRate,
+          messageBurst: 4 * o.maxMessageRate,
+          maxSessions: o.maxSessions,
+        },
         log,
       });
       // stdout belongs to MCP from here on: Claude Desktop (or any MCP client) talks to us over stdio.

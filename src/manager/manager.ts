@@ -17,6 +17,7 @@ import { fleetIdFromCa } from "../discovery/txt.js";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { METHODS, type MethodName, type MethodResult } from "../protocol/methods.js";
 import { gateUnauthorized, loadTlsMaterial, managerServerOptions, peerCertificate, type TlsPaths } from "../tls/contexts.js";
+import { DEFAULT_LIMITS, type SessionLimits } from "./limits.js";
 import { StateKeeper } from "./persistence.js";
 import { Revocations } from "./revocation.js";
 import { WorkerSession } from "./session.js";
@@ -31,7 +32,7 @@ export interface ManagerOptions {
   heartbeatIntervalMs: number;
   missedHeartbeats: number;
   pressurePercent?: number;
-  helloTimeoutMs?: number;
+  limits?: Partial<SessionLimits>;
   historyLimit?: number;
   /** Where known workers and events are kept across restarts; none: nothing is kept. */
   stateFile?: string;
@@ -100,13 +101,14 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     keeper.load(options.restartGraceMs ?? DEFAULT_RESTART_GRACE_MS);
   }
 
+  const limits: SessionLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const byWorker = new Map<string, WorkerSession>();
   const all = new Set<WorkerSession>();
   const context = {
     registry,
     log,
     heartbeatIntervalMs: () => registry.healthPolicy.heartbeatIntervalMs,
-    helloTimeoutMs: options.helloTimeoutMs ?? 10_000,
+    limits,
     onAccepted: (s: WorkerSession) => {
       const previous = byWorker.get(s.workerId);
       byWorker.set(s.workerId, s);
@@ -130,7 +132,24 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       })
     : null;
   if (revocations) material.crl = await revocations.load();
-  const server: Server = createServer(managerServerOptions(material));
+  const server: Server = createServer({
+    ...managerServerOptions(material),
+    handshakeTimeout: limits.handshakeTimeoutMs,
+    // A client that starts a request and never finishes it is dropped like one that never says hello.
+    headersTimeout: limits.helloTimeoutMs,
+    requestTimeout: limits.helloTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, limits.helloTimeoutMs),
+  });
+  // Node's HTTP timeouts do not cover a connection that never sends a byte of its request: past TLS, a client
+  // has until the hello timeout to upgrade. ws clears the socket's timeout when it takes the socket over.
+  server.on("secureConnection", (socket: TLSSocket) => {
+    if (socket.destroyed) return;
+    socket.setTimeout(limits.helloTimeoutMs);
+    socket.once("timeout", () => {
+      log.warn({ address: socket.remoteAddress }, "dropped: no upgrade request in time");
+      socket.destroy();
+    });
+  });
 
   gateUnauthorized(server, ({ address, reason, subject }) =>
     log.warn({ address, reason, subject }, "TLS client refused: certificate not accepted"),
@@ -171,6 +190,12 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         const what = id ? `${id.role} "${id.id}" of fleet "${id.fleet}"` : "no mcp-fleet identity";
         log.warn({ address, certificate: what, serial: cert.serialNumber }, "refused: certificate is not a worker of this fleet");
         ws.close(CloseCode.WRONG_ROLE, closeReason(CloseCode.WRONG_ROLE, what));
+        setTimeout(() => ws.terminate(), 2000).unref();
+        return;
+      }
+      if (all.size >= limits.maxSessions) {
+        log.warn({ address, worker: id.id, sessions: all.size }, "refused: too many sessions");
+        ws.close(CloseCode.TOO_MANY_SESSIONS, closeReason(CloseCode.TOO_MANY_SESSIONS, `limit ${limits.maxSessions}`));
         setTimeout(() => ws.terminate(), 2000).unref();
         return;
       }

@@ -8,12 +8,13 @@ import { CloseCode, closeCodeName, closeReason, describeCloseCode, type AppClose
 import { Correlator, type CallOptions } from "../protocol/correlator.js";
 import { decodeWorkerMessage, encode, SUPPORTED_PROTOCOLS, type Hello, type ManagerMessage } from "../protocol/messages.js";
 import { VERSION } from "../version.js";
+import { TokenBucket, type SessionLimits } from "./limits.js";
 
 export interface SessionContext {
   registry: Registry;
   log: Logger;
   heartbeatIntervalMs: () => number;
-  helloTimeoutMs: number;
+  limits: SessionLimits;
   /** Called once hello is accepted; closes the session this one replaces, if any. */
   onAccepted: (session: WorkerSession) => void;
   onEnded: (session: WorkerSession) => void;
@@ -34,6 +35,7 @@ export class WorkerSession {
   private readonly correlator: Correlator;
   private readonly log: Logger;
   private lastBeatAt = performance.now();
+  private readonly bucket: TokenBucket;
 
   constructor(
     private readonly ws: WebSocket,
@@ -44,9 +46,11 @@ export class WorkerSession {
   ) {
     this.log = ctx.log.child({ worker: identity.id, session: this.sessionId });
     this.correlator = new Correlator((req) => this.send(req));
-    this.helloTimer = setTimeout(() => this.close(CloseCode.HELLO_TIMEOUT), ctx.helloTimeoutMs);
+    this.helloTimer = setTimeout(() => this.close(CloseCode.HELLO_TIMEOUT), ctx.limits.helloTimeoutMs);
+    this.bucket = new TokenBucket(ctx.limits.messagesPerSecond, ctx.limits.messageBurst);
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
     ws.on("close", (code, reason) => this.onClose(code, reason.toString()));
+    // ws reports an oversized frame (WS_ERR_UNSUPPORTED_MESSAGE_LENGTH) here, then closes with 1009.
     ws.on("error", (err) => this.log.warn({ err: err.message, code: (err as { code?: string }).code }, "worker socket error"));
   }
 
@@ -86,10 +90,19 @@ export class WorkerSession {
 
   private send(message: ManagerMessage): void {
     this.ws.send(encode(message));
+    // A peer that stops reading would make us hold everything we send it; past the cap it is cut off.
+    if (this.ws.bufferedAmount > this.ctx.limits.sendBufferBytes) {
+      this.close(CloseCode.SLOW_CONSUMER, `${this.ws.bufferedAmount} bytes unread`);
+      this.ws.terminate();
+    }
   }
 
   private onMessage(data: unknown, isBinary: boolean): void {
     if (this.closedBy) return;
+    if (!this.bucket.take()) {
+      this.close(CloseCode.RATE_LIMITED, `over ${this.ctx.limits.messagesPerSecond} messages/s`);
+      return;
+    }
     const decoded = decodeWorkerMessage(data, isBinary);
     if (!decoded.ok) {
       this.close(CloseCode.PROTOCOL_ERROR, decoded.error);

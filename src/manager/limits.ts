@@ -1,0 +1,48 @@
+/** Limits that keep one bad peer from hurting anyone but itself. Each is enforced with its own close code or log line. */
+export interface SessionLimits {
+  /** Time allowed for the TLS handshake (Node's default is 120 s). */
+  handshakeTimeoutMs: number;
+  /** Time allowed from TLS to `hello`, including the HTTP upgrade request. */
+  helloTimeoutMs: number;
+  /** Sustained messages per second per session, and the burst allowed above it. */
+  messagesPerSecond: number;
+  messageBurst: number;
+  /** Sessions open at once. */
+  maxSessions: number;
+  /** Bytes queued towards a peer that does not read before its session is closed. */
+  sendBufferBytes: number;
+}
+
+export const DEFAULT_LIMITS: SessionLimits = {
+  handshakeTimeoutMs: 5000,
+  helloTimeoutMs: 5000,
+  // A worker sends about one message a second; 50 a second sustained is already a fault.
+  messagesPerSecond: 50,
+  messageBurst: 200,
+  maxSessions: 20_000,
+  sendBufferBytes: 1024 * 1024,
+};
+
+/** A token bucket on an injected clock: `take()` is false once the peer is over its rate. */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.tokens = burst;
+    this.last = now();
+  }
+
+  take(): boolean {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.perSecond);
+    this.last = t;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}

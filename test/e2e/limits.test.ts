@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { connect as netConnect } from "node:net";
+import { readFileSync } from "node:fs";
+import { connect as tlsConnect } from "node:tls";
+import { after, before, describe, it } from "node:test";
+import { createLogger } from "../../src/log.js";
+import { startManager, type Manager } from "../../src/manager/manager.js";
+import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
+import { sleep } from "../helpers/processes.js";
+import { helloFor, rawClient } from "../helpers/raw-client.js";
+
+/** Every limit cuts off the one peer that hit it, within its bound, with its own code or log line. */
+describe("limits", () => {
+  const honest = ["h1", "h2", "h3"];
+  const fx = useCerts("limits", [...honest, "big", "flood", "mute", "extra1", "extra2", "extra3", "slow"], { before, after });
+  let manager: ManagerProc;
+
+  before(async () => {
+    manager = await ManagerProc.start(fx.certs, [
+      "--handshake-timeout", "1s",
+      "--hello-timeout", "1s",
+      "--max-message-rate", "20",
+      "--max-sessions", "5",
+    ]);
+    for (const id of honest) startWorker(fx.certs, id, manager.url);
+    for (const id of honest) await manager.waitForState(id, "healthy", 5000);
+  });
+
+  const withHello = (id: string, then: (send: (data: string | Buffer) => void) => void) =>
+    rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker(id) }, (ws) => {
+      ws.send(JSON.stringify(helloFor(id)));
+      setTimeout(() => then((d) => ws.send(d)), 200);
+    });
+
+  it("an oversized frame (over 64 KiB) closes that session with 1009 and a log line", async () => {
+    const from = manager.lines.length;
+    const t = performance.now();
+    const outcome = await withHello("big", (send) => send(JSON.stringify({ type: "heartbeat", pad: "x".repeat(70 * 1024) }))).done;
+    assert.equal(outcome.closeCode, 1009);
+    assert.ok(performance.now() - t < 2000);
+    await manager.waitFor((l) => l.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH", 1000, "frame size logged", from);
+  });
+
+  it("a message flood closes that session with the rate-limit code", async () => {
+    const from = manager.lines.length;
+    const hb = JSON.stringify({ type: "heartbeat", seq: 0, metrics: { cpu: null, load1: null, cores: null, mem: null, memTotal: null, swap: null, disk: null, battery: null, net: null, temp: null, uptime: null, errors: [] } });
+    const outcome = await withHello("flood", (send) => {
+      for (let i = 0; i < 2000; i++) send(hb);
+    }).done;
+    assert.equal(outcome.closeCode, 4006);
+    assert.match(outcome.closeReason, /rate limited: over 20 messages\/s/);
+    await manager.waitFor((l) => l.cause === "RATE_LIMITED", 1000, "rate limit logged", from);
+  });
+
+  it("a TCP client that never completes the TLS handshake is dropped within the handshake timeout", async (t) => {
+    const from = manager.lines.length;
+    const started = performance.now();
+    const socket = netConnect(manager.port, "127.0.0.1");
+    const closedAfter = await new Promise<number>((resolve) => socket.on("close", () => resolve(performance.now() - started)));
+    t.diagnostic(`dropped after ${Math.round(closedAfter)} ms (limit 1 s)`);
+    assert.ok(closedAfter >= 900 && closedAfter < 3000);
+    const line = await manager.waitFor((l) => l.msg === "TLS handshake failed", 1000, "logged", from);
+    assert.equal(line.code, "ERR_TLS_HANDSHAKE_TIMEOUT");
+  });
+
+  it("a client past TLS that never sends its upgrade request is dropped within the hello timeout", async () => {
+    const from = manager.lines.length;
+    const started = performance.now();
+    const socket = tlsConnect({
+      host: "127.0.0.1",
+      port: manager.port,
+      ca: readFileSync(fx.certs.ca),
+      ...Object.fromEntries(Object.entries(fx.certs.worker("mute")).map(([k, v]) => [k, readFileSync(v)])),
+      checkServerIdentity: () => undefined,
+    });
+    socket.on("error", () => {});
+    const closedAfter = await new Promise<number>((resolve) => socket.on("close", () => resolve(performance.now() - started)));
+    assert.ok(closedAfter < 4000, `dropped after ${Math.round(closedAfter)} ms`);
+    await manager.waitFor((l) => l.msg === "dropped: no upgrade request in time", 1000, "logged", from);
+  });
+
+  it("an authenticated client that never sends hello is closed with the hello-timeout code", async () => {
+    const t = performance.now();
+    const outcome = await rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker("mute") }).done;
+    assert.equal(outcome.closeCode, 4007);
+    assert.ok(performance.now() - t < 3000);
+  });
+
+  it("sessions beyond the maximum are refused with their own code", async () => {
+    const open = [];
+    for (const id of ["extra1", "extra2"]) {
+      const c = withHello(id, () => {});
+      open.push(c);
+      await manager.waitForState(id, "healthy", 3000);
+    }
+    const outcome = await withHello("extra3", () => {}).done;
+    assert.equal(outcome.closeCode, 4009);
+    assert.match(outcome.closeReason, /too many sessions: limit 5/);
+    for (const c of open) c.ws.close();
+  });
+
+  it("the three honest workers stayed healthy throughout", async () => {
+    await sleep(500);
+    for (const id of honest) assert.deepEqual(manager.transitions(id).map((x) => x.to), ["healthy"], id);
+  });
+});
+
+describe("a peer that stops reading", () => {
+  const fx = useCerts("slow", ["slow"], { before, after });
+  let manager: Manager;
+  after(() => manager?.close());
+
+  it("is cut off with the slow-consumer code once its unread data passes the cap", async () => {
+    manager = await startManager({
+      tls: { ca: fx.certs.ca, cert: fx.certs.managerCert, key: fx.certs.managerKey },
+      host: "127.0.0.1",
+      port: 0,
+      heartbeatIntervalMs: 1000,
+      missedHeartbeats: 3,
+      limits: { sendBufferBytes: 256 * 1024 },
+      log: createLogger({ name: "manager", level: "silent" }),
+    });
+    const client = rawClient(`wss://127.0.0.1:${manager.port}`, { ca: fx.certs.ca, ...fx.certs.worker("slow") }, (ws) => {
+      ws.send(JSON.stringify(helloFor("slow")));
+    });
+    while (!manager.registry.get("slow")?.connected) await sleep(20);
+    // Stop reading: the kernel buffers fill, then the manager's own queue grows.
+    (client.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const pad = "x".repeat(60_000);
+    const failures: unknown[] = [];
+    for (let i = 0; i < 400 && manager.registry.get("slow")?.connected; i++) {
+      manager.request("slow", "status.snapshot", { pad }, { timeoutMs: 5000 }).catch((e: unknown) => failures.push(e));
+      if (i % 20 === 0) await sleep(5);
+    }
+    const deadline = performance.now() + 5000;
+    while (manager.registry.get("slow")?.connected) {
+      assert.ok(performance.now() < deadline, "slow reader still connected");
+      await sleep(20);
+    }
+    const reason = manager.registry.get("slow")!.reasons[0]!.message;
+    assert.match(reason, /slow consumer: \d+ bytes unread \(4010\)/);
+    client.ws.terminate();
+  });
+});
