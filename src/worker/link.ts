@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
 import type { Logger } from "../log.js";
-import { CloseCode, PERMANENT_CLOSE_CODES } from "../protocol/close-codes.js";
+import { CloseCode, closeReason, PERMANENT_CLOSE_CODES } from "../protocol/close-codes.js";
 import {
   decodeManagerMessage,
   encode,
@@ -17,6 +17,9 @@ import { Backoff } from "./backoff.js";
 import { classifyError, classifyHttpStatus, describeClose, type Failure } from "./failures.js";
 
 export type RequestHandler = (method: string, params: unknown) => Promise<unknown>;
+
+/** Test-only: the protocol version this agent claims to speak. */
+export const FAULT_PROTOCOL_ENV = "MCP_FLEET_FAULT_PROTOCOL";
 
 export interface LinkOptions {
   /**
@@ -67,6 +70,8 @@ export class Link {
   private seq = 0;
   private stopping = false;
   private readonly backoff: Backoff;
+  /** The protocol spoken; a fault-injection variable lets tests play a worker from another release. */
+  private readonly protocol = Number(process.env[FAULT_PROTOCOL_ENV] ?? PROTOCOL_VERSION);
   private url = "";
   private readonly log: Logger;
   /** The last failure logged, so a repeat of it is logged quietly. */
@@ -143,7 +148,7 @@ export class Link {
     this.closed = new Promise((resolve) => (markClosed = resolve));
 
     ws.on("open", () => {
-      this.send({ type: "hello", protocol: PROTOCOL_VERSION, ...this.options.hello });
+      this.send({ type: "hello", protocol: this.protocol, ...this.options.hello });
       this.welcomeTimer = setTimeout(() => ws.close(CloseCode.WELCOME_TIMEOUT, "no welcome in time"), this.options.welcomeTimeoutMs ?? 10_000);
     });
     ws.on("unexpected-response", (_req, res) => {
@@ -163,6 +168,13 @@ export class Link {
         return;
       }
       const msg = decoded.message;
+      if (msg.type === "welcome" && msg.protocol !== this.protocol) {
+        const why = `manager speaks ${msg.protocol}, worker speaks ${this.protocol}`;
+        failure = { kind: "protocol", message: `unsupported protocol version: ${why}` };
+        ws.close(CloseCode.UNSUPPORTED_PROTOCOL, closeReason(CloseCode.UNSUPPORTED_PROTOCOL, why));
+        this.backoff.toCap();
+        return;
+      }
       if (msg.type === "welcome") {
         if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
         this.heartbeatIntervalMs = msg.heartbeatIntervalMs;
@@ -197,7 +209,7 @@ export class Link {
       const repeated = !wasConnected && this.lastFailure === f.message;
       this.lastFailure = f.message;
       this.log[repeated ? "debug" : wasConnected ? "warn" : "error"](
-        { kind: f.kind, code, retryInMs: delay, url: this.url },
+        { kind: f.kind, code, retryInMs: delay, backoffCeilingMs: this.backoff.ceilingMs, url: this.url },
         wasConnected ? `lost the manager: ${f.message}` : `cannot connect: ${f.message}`,
       );
       this.reconnectTimer = setTimeout(() => this.connect(), delay);

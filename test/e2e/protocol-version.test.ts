@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { WebSocketServer } from "ws";
+import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
+
+describe("protocol version mismatch, reported on both sides with both versions named", () => {
+  const fx = useCerts("proto", ["newer", "older"], { before, after });
+
+  it("a worker speaking a version the manager does not: closed with 4001; the worker logs it and backs off", async () => {
+    const manager = await ManagerProc.start(fx.certs);
+    const w = startWorker(fx.certs, "newer", manager.url, [], { MCP_FLEET_FAULT_PROTOCOL: "2" });
+    const closing = await manager.waitFor((l) => l.cause === "UNSUPPORTED_PROTOCOL", 5000, "manager closes 4001");
+    assert.equal(closing.detail, "worker speaks 2, manager speaks 1");
+    const seen = await w.waitFor((l) => l.code === 4001, 5000, "worker told");
+    assert.match(String(seen.msg), /unsupported protocol version: worker speaks 2, manager speaks 1/);
+    assert.equal(seen.backoffCeilingMs, 30_000, "waits as long as it may: the same build would be refused again");
+    assert.equal(manager.transitions("newer").length, 0, "never in the registry");
+    w.kill("SIGKILL");
+    await manager.stop();
+  });
+
+  it("a manager speaking a version the worker does not: the worker closes with 4001, logs it and backs off", async () => {
+    const received: Array<{ code: number; reason: string }> = [];
+    const server = createServer({
+      ca: readFileSync(fx.certs.ca),
+      cert: readFileSync(fx.certs.managerCert),
+      key: readFileSync(fx.certs.managerKey),
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
+    const wss = new WebSocketServer({ server, perMessageDeflate: false });
+    wss.on("connection", (ws) => {
+      ws.on("message", () =>
+        ws.send(JSON.stringify({ type: "welcome", protocol: 2, sessionId: "s", heartbeatIntervalMs: 1000, managerVersion: "9.0.0" })),
+      );
+      ws.on("close", (code, reason) => received.push({ code, reason: reason.toString() }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const w = startWorker(fx.certs, "older", `wss://127.0.0.1:${port}`);
+      const seen = await w.waitFor((l) => l.kind === "protocol", 5000, "worker refuses the manager's version");
+      assert.match(String(seen.msg), /unsupported protocol version: manager speaks 2, worker speaks 1/);
+      assert.equal(seen.backoffCeilingMs, 30_000);
+      const deadline = performance.now() + 2000;
+      while (received.length === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(received[0], { code: 4001, reason: "unsupported protocol version: manager speaks 2, worker speaks 1" });
+      w.kill("SIGKILL");
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
