@@ -15,7 +15,8 @@ export type ReasonCode =
   | "collector_errors"
   | "reconnect_flapping"
   | "cert_expiring"
-  | "not_seen_since_start";
+  | "not_seen_since_start"
+  | "identity_conflict";
 
 /** `code` is stable and decides whether anything changed; `message` is for people and may carry figures. */
 export interface Reason {
@@ -34,6 +35,9 @@ export interface HealthPolicy {
   flapWindowMs: number;
   /** A certificate that expires within this is a warning. */
   certWarnMs: number;
+  /** Sessions of one id replacing each other this many times within `duplicateWindowMs`: two hosts share it. */
+  duplicateReplacements: number;
+  duplicateWindowMs: number;
 }
 
 export const DEFAULT_POLICY: HealthPolicy = {
@@ -43,6 +47,8 @@ export const DEFAULT_POLICY: HealthPolicy = {
   flapSessions: 4,
   flapWindowMs: 5 * 60_000,
   certWarnMs: 14 * 86_400_000,
+  duplicateReplacements: 3,
+  duplicateWindowMs: 60_000,
 };
 
 export const BATTERY_LOW_PERCENT = 10;
@@ -60,6 +66,9 @@ export interface ConnectedFacts {
   sessionsInFlapWindow: number;
   /** Milliseconds until the client certificate expires; null if unknown. */
   certExpiresInMs: number | null;
+  /** Recent replacements of one session of this id by another, and the addresses they came from. */
+  replacementsInWindow: number;
+  replacingAddresses: string[];
 }
 
 /**
@@ -103,6 +112,14 @@ export function assessConnected(facts: ConnectedFacts, policy: HealthPolicy): { 
     reasons.push({
       code: "reconnect_flapping",
       message: `reconnect flapping: ${facts.sessionsInFlapWindow} sessions in ${formatDuration(policy.flapWindowMs)}`,
+    });
+  }
+  if (facts.replacementsInWindow >= policy.duplicateReplacements) {
+    reasons.push({
+      code: "identity_conflict",
+      message:
+        `identity in use by two hosts: sessions replaced each other ${facts.replacementsInWindow} times in ` +
+        `${formatDuration(policy.duplicateWindowMs)} (from ${facts.replacingAddresses.join(", ") || "unknown"})`,
     });
   }
   if (facts.certExpiresInMs !== null && facts.certExpiresInMs < policy.certWarnMs) {

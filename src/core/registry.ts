@@ -83,6 +83,9 @@ interface WorkerRecord {
   sessionStarts: number[];
   /** Restored from a previous run and not connected since: judged when the restart grace period ends. */
   restored: boolean;
+  /** When a session of this id was replaced by a newer one while still open, and from where the sessions came. */
+  replacements: number[];
+  replacingAddresses: string[];
 }
 
 export interface RegistryOptions {
@@ -146,9 +149,12 @@ export class Registry {
         metrics: null,
         sessionStarts: [],
         restored: false,
+        replacements: [],
+        replacingAddresses: [],
       };
       this.workers.set(info.id, rec);
     }
+    const previousAddress = rec.info.address;
     rec.info = info;
     rec.restored = false;
     rec.sessionId = info.sessionId;
@@ -159,6 +165,13 @@ export class Registry {
     rec.lastSeq = null;
     rec.sessionStarts = rec.sessionStarts.filter((t) => now - t < this.policy.flapWindowMs);
     rec.sessionStarts.push(now);
+    if (replaced !== null) {
+      rec.replacements = rec.replacements.filter((t) => now - t < this.policy.duplicateWindowMs);
+      rec.replacements.push(now);
+      rec.replacingAddresses = [...new Set([previousAddress, info.address, ...rec.replacingAddresses])]
+        .filter((a): a is string => a !== null)
+        .slice(0, 4);
+    }
     if (isNew || confirmsRestored !== null) {
       Object.assign(rec, this.assess(rec));
       this.recordEvent(rec, confirmsRestored);
@@ -248,6 +261,8 @@ export class Registry {
         metrics: null,
         sessionStarts: [],
         restored: true,
+        replacements: [],
+        replacingAddresses: [],
       });
     }
     for (const e of snapshot.events) this.history.push(e);
@@ -346,6 +361,8 @@ export class Registry {
         metrics: rec.metrics,
         sessionsInFlapWindow: rec.sessionStarts.filter((t) => now - t < this.policy.flapWindowMs).length,
         certExpiresInMs: rec.info.certNotAfter === null ? null : rec.info.certNotAfter - this.clock.wall(),
+        replacementsInWindow: rec.replacements.filter((t) => now - t < this.policy.duplicateWindowMs).length,
+        replacingAddresses: rec.replacingAddresses,
       },
       this.policy,
     );

@@ -239,6 +239,26 @@ describe("health state machine (DESIGN.md §4) with a fake clock", () => {
     assert.ok(h.registry.isConnected("w1", "new"));
   });
 
+  it("two hosts displacing each other with one identity: degraded, naming the addresses; it clears when they stop", () => {
+    h.connect("twin", "a1", { address: "10.0.0.1" });
+    for (let i = 2; i <= 4; i++) {
+      h.run(1000);
+      h.connect("twin", `s${i}`, { address: i % 2 ? "10.0.0.1" : "10.0.0.2" });
+    }
+    const v = h.registry.get("twin")!;
+    assert.equal(v.state, "degraded");
+    const conflict = v.reasons.find((r) => r.code === "identity_conflict");
+    assert.match(conflict!.message, /identity in use by two hosts: sessions replaced each other 3 times in 1m \(from 10\.0\.0\.1, 10\.0\.0\.2\)/);
+    h.run(policy.flapWindowMs + 1000);
+    assert.equal(h.state("twin"), "healthy");
+  });
+
+  it("one replacement (a restart over a half-open session) is not a conflict", () => {
+    h.connect("w1", "old");
+    h.connect("w1", "new");
+    assert.equal(h.state("w1"), "healthy");
+  });
+
   it("a manager stall (clock jumps 60 s, nothing in between) marks no live worker unhealthy", () => {
     h.connect("w1");
     h.connect("w2");
