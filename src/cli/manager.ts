@@ -26,6 +26,7 @@ const schema = z.object({
   helloTimeout: duration({ min: 100, max: 120_000 }),
   maxMessageRate: fields.positiveInt(100_000),
   maxSessions: fields.positiveInt(1_000_000),
+  certWarn: duration({ min: 0, max: 3650 * 86_400_000 }),
   logLevel: logLevelField,
 });
 
@@ -49,6 +50,7 @@ export function managerCommand(): Command {
     .addOption(flag("--hello-timeout <duration>", "time a client has from TLS to its hello", "5s"))
     .addOption(flag("--max-message-rate <n>", "messages per second a session may send (bursts of 4x allowed)", "50"))
     .addOption(flag("--max-sessions <n>", "sessions open at once", "20000"))
+    .addOption(flag("--cert-warn <duration>", "a worker whose certificate expires within this is degraded", "14d"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -63,6 +65,7 @@ export function managerCommand(): Command {
         heartbeatIntervalMs: o.heartbeatInterval,
         missedHeartbeats: o.missedHeartbeats,
         pressurePercent: o.pressurePercent,
+        certWarnMs: o.certWarn,
         stateFile: o.state,
         restartGraceMs: o.restartGrace,
         mdns: o.mdns,

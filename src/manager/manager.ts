@@ -32,6 +32,8 @@ export interface ManagerOptions {
   heartbeatIntervalMs: number;
   missedHeartbeats: number;
   pressurePercent?: number;
+  /** A worker whose certificate expires within this is degraded. */
+  certWarnMs?: number;
   limits?: Partial<SessionLimits>;
   historyLimit?: number;
   /** Where known workers and events are kept across restarts; none: nothing is kept. */
@@ -74,7 +76,13 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     missedHeartbeats: options.missedHeartbeats,
     pressurePercent: options.pressurePercent ?? DEFAULT_POLICY.pressurePercent,
+    certWarnMs: options.certWarnMs ?? DEFAULT_POLICY.certWarnMs,
   };
+  const { notBefore, notAfter } = material.self;
+  if (Date.now() > notAfter.getTime() || Date.now() < notBefore.getTime()) {
+    // Run anyway, so the MCP client still gets answers; every worker will refuse this certificate and say why.
+    log.error({ cert: options.tls.cert, notBefore, notAfter }, "this manager's certificate is not valid now; workers will refuse it");
+  }
   const listeners = new Set<(event: HealthEvent) => void>();
   let keeper: StateKeeper | null = null;
   const registry = new Registry({

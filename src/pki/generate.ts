@@ -78,6 +78,9 @@ export async function issueCertificate(options: {
   days: number;
   dnsNames?: string[];
   ipAddresses?: string[];
+  /** Overrides for certificates that are deliberately not valid now (tests of expiry handling). */
+  notBefore?: Date;
+  notAfter?: Date;
 }): Promise<IssuedCertificate> {
   const caCert = new x509.X509Certificate(options.ca.certPem);
   const caKey = await importSigningKey(options.ca.keyPem);
@@ -91,7 +94,9 @@ export async function issueCertificate(options: {
     ...(options.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
   ];
   const serial = serialNumber();
-  const { notBefore, notAfter } = validity(options.days);
+  const span = validity(options.days);
+  const notBefore = options.notBefore ?? span.notBefore;
+  const notAfter = options.notAfter ?? span.notAfter;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
     subject: `CN=${id}, OU=${role}, O=mcp-fleet`,

@@ -1,5 +1,5 @@
 import { hostname, release } from "node:os";
-import { FleetError } from "../errors.js";
+import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Labels } from "../protocol/messages.js";
 import { isMethodName } from "../protocol/methods.js";
@@ -35,7 +35,7 @@ export interface WorkerAgent {
 
 /** The worker agent: its identity comes from its certificate, its pace from the manager. */
 export function startWorker(options: WorkerOptions): WorkerAgent {
-  const material = loadTlsMaterial(options.tls, "worker");
+  let material = loadTlsMaterial(options.tls, "worker");
   const id = material.self.identity.id;
   const log = options.log.child({ worker: id });
   const collector = new Collector({ intervalMs: options.collectIntervalMs, timeoutMs: options.collectTimeoutMs, log });
@@ -45,6 +45,28 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
   const link = new Link({
     nextTarget: options.manager ? () => options.manager! : () => managers.next(),
     onManagerRejected: options.manager ? undefined : (url) => managers.reject(url),
+    holdOff: () => {
+      // The files are read again each time, so a renewed certificate is picked up without a restart.
+      try {
+        const fresh = loadTlsMaterial(options.tls, "worker");
+        if (fresh.self.serialNumber !== material.self.serialNumber) {
+          material = fresh;
+          link.setTls(workerClientOptions(material));
+          log.info({ serial: material.self.serialNumber, notAfter: material.self.notAfter }, "using a renewed certificate");
+        }
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, "certificate files unreadable; keeping the ones loaded at start");
+      }
+      const now = Date.now();
+      const { notBefore, notAfter } = material.self;
+      if (now > notAfter.getTime()) {
+        return `this worker's certificate expired on ${notAfter.toISOString()}; issue a new one (mcp-fleet certs issue ${id} --force) and install it`;
+      }
+      if (now < notBefore.getTime()) {
+        return `this worker's certificate is not valid until ${notBefore.toISOString()}; check this host's clock`;
+      }
+      return null;
+    },
     tls: workerClientOptions(material),
     hello: {
       id,
@@ -74,7 +96,6 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
     },
     "worker starting",
   );
-  if (days <= 0) throw new FleetError("E_CERT", `this worker's certificate expired on ${material.self.notAfter.toISOString()}`);
   // Announced even when it cannot connect, so an operator can see a host whose certificate is refused.
   const publisher = options.mdns
     ? new Publisher({

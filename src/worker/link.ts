@@ -37,6 +37,8 @@ export interface LinkOptions {
    * Without this hook (a fixed --manager) the link waits the full backoff, since the same refusal would repeat.
    */
   onManagerRejected?: (url: string) => void;
+  /** A reason not to connect right now (this worker's own certificate is not valid); checked before each attempt. */
+  holdOff?: () => string | null;
   log: Logger;
   backoff?: Backoff;
   /** A ping this often keeps track of a manager that might vanish without closing (host gone, cable cut). */
@@ -82,7 +84,7 @@ export class Link {
   private closed: Promise<void> = Promise.resolve();
   heartbeatIntervalMs: number | null = null;
 
-  constructor(private readonly options: LinkOptions) {
+  constructor(private options: LinkOptions) {
     this.backoff = options.backoff ?? new Backoff();
     this.log = options.log;
   }
@@ -116,8 +118,21 @@ export class Link {
     ws.terminate();
   }
 
+  /** New TLS material (a renewed certificate); used from the next attempt on. */
+  setTls(tls: ConnectionOptions): void {
+    this.options.tls = tls;
+  }
+
   private connect(): void {
     if (this.stopping) return;
+    const hold = this.options.holdOff?.();
+    if (hold) {
+      // Dialling with a certificate that cannot pass would only make the manager log refusals: wait, then look again.
+      if (this.lastFailure !== hold) this.log.error({ retryInMs: 30_000 }, `not connecting: ${hold}`);
+      this.lastFailure = hold;
+      this.reconnectTimer = setTimeout(() => this.connect(), 30_000);
+      return;
+    }
     const target = this.options.nextTarget();
     if (target === null) {
       if (this.lastFailure !== "no manager") this.log.warn("no usable manager heard on mDNS yet; waiting for one to announce itself");
