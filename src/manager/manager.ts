@@ -18,6 +18,7 @@ import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { METHODS, type MethodName, type MethodResult } from "../protocol/methods.js";
 import { gateUnauthorized, loadTlsMaterial, managerServerOptions, peerCertificate, type TlsPaths } from "../tls/contexts.js";
 import { DEFAULT_LIMITS, type SessionLimits } from "./limits.js";
+import { LogThrottle } from "../log-throttle.js";
 import { StateKeeper } from "./persistence.js";
 import { Revocations } from "./revocation.js";
 import { WorkerSession } from "./session.js";
@@ -110,6 +111,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   }
 
   const limits: SessionLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const throttle = new LogThrottle(log);
   const byWorker = new Map<string, WorkerSession>();
   const all = new Set<WorkerSession>();
   const context = {
@@ -117,6 +119,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     log,
     heartbeatIntervalMs: () => registry.healthPolicy.heartbeatIntervalMs,
     limits,
+    throttle,
     onAccepted: (s: WorkerSession) => {
       const previous = byWorker.get(s.workerId);
       byWorker.set(s.workerId, s);
@@ -154,16 +157,16 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     if (socket.destroyed) return;
     socket.setTimeout(limits.helloTimeoutMs);
     socket.once("timeout", () => {
-      log.warn({ address: socket.remoteAddress }, "dropped: no upgrade request in time");
+      throttle.warn("no-upgrade", { address: socket.remoteAddress }, "dropped: no upgrade request in time");
       socket.destroy();
     });
   });
 
   gateUnauthorized(server, ({ address, reason, subject }) =>
-    log.warn({ address, reason, subject }, "TLS client refused: certificate not accepted"),
+    throttle.warn("tls-refused", { address, reason, subject }, "TLS client refused: certificate not accepted"),
   );
   server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
-    log.warn({ address: socket.remoteAddress, code: err.code, err: err.message.trim() }, "TLS handshake failed");
+    throttle.warn("tls-failed", { address: socket.remoteAddress, code: err.code, err: err.message.trim() }, "TLS handshake failed");
   });
   server.on("request", (_req, res) => {
     res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
@@ -307,6 +310,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         keeper?.stop();
+        throttle.stop();
         await goodbye;
         log.info("manager stopped");
       })();

@@ -8,6 +8,7 @@ import { CloseCode, closeCodeName, closeReason, describeCloseCode, type AppClose
 import { Correlator, type CallOptions } from "../protocol/correlator.js";
 import { decodeWorkerMessage, encode, SUPPORTED_PROTOCOLS, type Hello, type ManagerMessage } from "../protocol/messages.js";
 import { VERSION } from "../version.js";
+import type { LogThrottle } from "../log-throttle.js";
 import { TokenBucket, type SessionLimits } from "./limits.js";
 
 export interface SessionContext {
@@ -15,6 +16,7 @@ export interface SessionContext {
   log: Logger;
   heartbeatIntervalMs: () => number;
   limits: SessionLimits;
+  throttle: LogThrottle;
   /** Called once hello is accepted; closes the session this one replaces, if any. */
   onAccepted: (session: WorkerSession) => void;
   onEnded: (session: WorkerSession) => void;
@@ -51,7 +53,10 @@ export class WorkerSession {
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
     ws.on("close", (code, reason) => this.onClose(code, reason.toString()));
     // ws reports an oversized frame (WS_ERR_UNSUPPORTED_MESSAGE_LENGTH) here, then closes with 1009.
-    ws.on("error", (err) => this.log.warn({ err: err.message, code: (err as { code?: string }).code }, "worker socket error"));
+    ws.on("error", (err) => {
+      const code = (err as { code?: string }).code;
+      ctx.throttle.warn(`socket-${code}`, { worker: identity.id, session: this.sessionId, err: err.message, code }, "worker socket error");
+    });
   }
 
   get workerId(): string {
@@ -77,8 +82,9 @@ export class WorkerSession {
     if (this.phase === "closed" || this.closedBy) return;
     const reason = code >= 4000 ? closeReason(code as AppCloseCode, detail) : (detail ?? describeCloseCode(code));
     this.closedBy = { code, detail: reason };
-    const level = code === 1000 || code === 1001 ? "info" : "warn";
-    this.log[level]({ code, cause: closeCodeName(code) ?? describeCloseCode(code), detail }, "closing worker session");
+    const fields = { worker: this.workerId, session: this.sessionId, code, cause: closeCodeName(code) ?? describeCloseCode(code), detail };
+    if (code === 1000 || code === 1001) this.log.info(fields, "closing worker session");
+    else this.ctx.throttle.warn(`close-${code}`, fields, "closing worker session");
     this.ws.close(code, reason);
     // A peer that never answers the close handshake must not keep the socket (ws waits 30 s otherwise).
     setTimeout(() => this.ws.terminate(), 2000).unref();

@@ -108,7 +108,13 @@ function decode<T>(schema: z.ZodType<T>, data: unknown, isBinary: boolean): Deco
   } catch {
     return { ok: false, error: "frame is not JSON" };
   }
-  const parsed = schema.safeParse(value);
+  let parsed: ReturnType<typeof schema.safeParse>;
+  try {
+    parsed = schema.safeParse(value);
+  } catch (err) {
+    // safeParse reports what does not match; what it throws on (a nesting too deep for the stack) is refused too.
+    return { ok: false, error: `frame could not be validated (${err instanceof Error ? err.name : "error"})` };
+  }
   if (parsed.success) return { ok: true, message: parsed.data };
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? issue.path.join(".") : "message";
