@@ -5,6 +5,7 @@ import { createLogger } from "../../src/log.js";
 import { startManager, type Manager } from "../../src/manager/manager.js";
 import { FullStatus } from "../../src/protocol/status.js";
 import { startWorker, useCerts } from "../helpers/fleet.js";
+import { helloFor, rawClient } from "../helpers/raw-client.js";
 import type { Proc } from "../helpers/processes.js";
 
 /**
@@ -12,7 +13,7 @@ import type { Proc } from "../helpers/processes.js";
  * MCP tools will call exactly this API); the worker is a real process.
  */
 describe("requests from manager to worker", () => {
-  const fx = useCerts("requests", ["q1"], { before, after });
+  const fx = useCerts("requests", ["q1", "liar"], { before, after });
   let manager: Manager;
   let worker: Proc;
 
@@ -71,6 +72,22 @@ describe("requests from manager to worker", () => {
     }
     const status = await manager.request("q1", "status.snapshot", {}, { timeoutMs: 10_000 });
     assert.ok(status.os);
+  });
+
+  it("an answer that does not match the method's schema is refused before anyone uses it", async () => {
+    const liar = rawClient(`wss://127.0.0.1:${manager.port}`, { ca: fx.certs.ca, ...fx.certs.worker("liar") }, (ws) => {
+      ws.send(JSON.stringify(helloFor("liar")));
+      ws.on("message", (data) => {
+        const msg = JSON.parse(String(data)) as { type: string; id?: number };
+        if (msg.type === "request") ws.send(JSON.stringify({ type: "response", id: msg.id, result: { os: "<script>", cpu: -1 } }));
+      });
+    });
+    while (!manager.registry.get("liar")?.connected) await new Promise((r) => setTimeout(r, 20));
+    await assert.rejects(
+      manager.request("liar", "status.snapshot", {}, { timeoutMs: 2000 }),
+      (err: unknown) => err instanceof FleetError && err.code === "E_BAD_RESPONSE",
+    );
+    liar.ws.close();
   });
 
   it("an unknown or disconnected worker gives a not-connected error", async () => {
