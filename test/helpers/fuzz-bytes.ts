@@ -6,18 +6,11 @@
  * Usage: fuzz-bytes.ts <host> <port> <minWrites> <minSeconds> <maxSeconds> <lanes> [seed]
  */
 import { connect } from "node:net";
+import { seeded } from "./prng.js";
 
 const [host, port, minWrites, minSeconds, maxSeconds, lanes, seedArg] = process.argv.slice(2) as string[];
 const seed = Number(seedArg ?? Date.now() % 2 ** 31);
-let state = seed >>> 0;
-function rand(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-const int = (n: number) => Math.floor(rand() * n);
+const { rand, int } = seeded(seed);
 
 function chunk(): Buffer {
   const body = Buffer.from(Array.from({ length: 1 + int(1500) }, () => int(256)));

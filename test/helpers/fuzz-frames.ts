@@ -8,22 +8,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocket, type ClientOptions } from "ws";
+import { seeded } from "./prng.js";
 
 const [url, caPath, dir, idList, minFrames, minSeconds, maxSeconds, lanes, seedArg] = process.argv.slice(2) as string[];
 const ids = idList!.split(",");
 const seed = Number(seedArg ?? Date.now() % 2 ** 31);
 
-// mulberry32: small, fast, good enough to pick mutations reproducibly.
-let state = seed >>> 0;
-function rand(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-const int = (n: number) => Math.floor(rand() * n);
-const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+const { rand, int, pick } = seeded(seed);
 
 const metrics = { cpu: 12, load1: 0.5, cores: 2, mem: 40, memTotal: 1e9, swap: 0, disk: { mount: "/", used: 50 }, battery: null, net: { rx: 1, tx: 2 }, temp: 40, uptime: 100, errors: [] };
 const valid = (id: string) => [
