@@ -2,13 +2,13 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { WebSocketServer } from "ws";
+import { WebSocketServer, type WebSocket } from "ws";
 import { systemClock, type Clock } from "../core/clock.js";
 import { DEFAULT_POLICY, missedBoundMs, type HealthPolicy } from "../core/health.js";
 import { Registry, type HealthEvent } from "../core/registry.js";
 import { errorMessage, FleetError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { CloseCode, closeReason } from "../protocol/close-codes.js";
+import { CloseCode, closeReason, type AppCloseCode } from "../protocol/close-codes.js";
 import type { CallOptions } from "../protocol/correlator.js";
 import { hostname } from "node:os";
 import { FleetBrowser, type Peer } from "../discovery/browser.js";
@@ -67,6 +67,12 @@ export interface Manager {
   /** Ask a connected worker something over its socket; the answer is validated against the method's schema. */
   request<M extends MethodName>(workerId: string, method: M, params: unknown, options: CallOptions): Promise<MethodResult<M>>;
   close(): Promise<void>;
+}
+
+/** Ends a just-upgraded socket with a code and reason; one that never answers the close is cut off. */
+function refuse(ws: WebSocket, code: AppCloseCode, detail: string): void {
+  ws.close(code, closeReason(code, detail));
+  setTimeout(() => ws.terminate(), 2000).unref();
 }
 
 export async function startManager(options: ManagerOptions): Promise<Manager> {
@@ -193,21 +199,18 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       // A resumed TLS session skips the CRL check; the serial is checked here for every session.
       if (revocations?.isRevoked(cert.serialNumber)) {
         log.warn({ address, serial: cert.serialNumber, worker: id?.id }, "refused: certificate revoked");
-        ws.close(CloseCode.REVOKED, closeReason(CloseCode.REVOKED, `serial ${cert.serialNumber}`));
-        setTimeout(() => ws.terminate(), 2000).unref();
+        refuse(ws, CloseCode.REVOKED, `serial ${cert.serialNumber}`);
         return;
       }
       if (!id || id.role !== "worker" || id.fleet !== material.self.identity.fleet) {
         const what = id ? `${id.role} "${id.id}" of fleet "${id.fleet}"` : "no mcp-fleet identity";
         log.warn({ address, certificate: what, serial: cert.serialNumber }, "refused: certificate is not a worker of this fleet");
-        ws.close(CloseCode.WRONG_ROLE, closeReason(CloseCode.WRONG_ROLE, what));
-        setTimeout(() => ws.terminate(), 2000).unref();
+        refuse(ws, CloseCode.WRONG_ROLE, what);
         return;
       }
       if (all.size >= limits.maxSessions) {
         log.warn({ address, worker: id.id, sessions: all.size }, "refused: too many sessions");
-        ws.close(CloseCode.TOO_MANY_SESSIONS, closeReason(CloseCode.TOO_MANY_SESSIONS, `limit ${limits.maxSessions}`));
-        setTimeout(() => ws.terminate(), 2000).unref();
+        refuse(ws, CloseCode.TOO_MANY_SESSIONS, `limit ${limits.maxSessions}`);
         return;
       }
       all.add(new WorkerSession(ws, id, cert, address, context));
