@@ -12,7 +12,8 @@ import {
   type ThreadReply,
   type ThreadRequest,
 } from "./collectors.js";
-import { fullStatus, summarize, type Readings } from "./summary.js";
+import { MAX_FRAME_BYTES } from "../protocol/messages.js";
+import { fitStatus, fullStatus, summarize, type Readings } from "./summary.js";
 
 // Under tsx (development) the thread is the .ts source; built, it is the .js next to this file.
 const THREAD_URL = new URL(`./collector-thread${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
@@ -150,12 +151,14 @@ export class Collector {
   /** Collects everything now (joining calls already out) and returns the full status, within the timeout. */
   async snapshot(): Promise<FullStatus> {
     await this.refresh([...this.missingStatic(), ...DYNAMIC_COLLECTORS, ...ON_DEMAND_COLLECTORS]);
-    return fullStatus(this.fresh(), {
+    const status = fullStatus(this.fresh(), {
       hostname: hostname(),
       loadavg: loadavg(),
       collectedAt: new Date(),
       errors: [...this.errors].map(([source, message]) => ({ source, message })),
     });
+    // Room is left for the response envelope around the status.
+    return fitStatus(status, MAX_FRAME_BYTES - 1024);
   }
 
   private missingStatic(): CollectorName[] {

@@ -126,7 +126,7 @@ export function fullStatus(
         }
       : null,
     filesystems: r.fsSize
-      ? r.fsSize.slice(0, 512).map((f) => ({
+      ? realFilesystems(r.fsSize).slice(0, 512).map((f) => ({
           fs: String(f.fs).slice(0, 512),
           type: text(f.type),
           mount: String(f.mount).slice(0, 512),
@@ -169,4 +169,28 @@ export function fullStatus(
     uptimeSec: num(r.time?.uptime),
     errors: context.errors.slice(0, 64).map((e) => ({ source: e.source.slice(0, 64), message: e.message.slice(0, 500) })),
   };
+}
+
+/**
+ * Keeps a full status within one frame: the manager closes a session whose frame is over the limit, and a host
+ * with hundreds of mounts or interfaces must not lose its session for answering. The longest lists are halved
+ * until it fits, and the answer says it was cut.
+ */
+export function fitStatus(status: FullStatus, maxBytes: number): FullStatus {
+  const size = (s: FullStatus) => Buffer.byteLength(JSON.stringify(s));
+  if (size(status) <= maxBytes) return status;
+  const s: FullStatus = structuredClone(status);
+  s.errors = [...s.errors, { source: "snapshot", message: `lists shortened to fit the ${Math.round(maxBytes / 1024)} KiB frame limit` }];
+  for (let round = 0; round < 20 && size(s) > maxBytes; round++) {
+    const lists: Array<{ len: number; cut: () => void }> = [
+      { len: s.filesystems?.length ?? 0, cut: () => (s.filesystems = s.filesystems!.slice(0, Math.floor(s.filesystems!.length / 2))) },
+      { len: s.network?.length ?? 0, cut: () => (s.network = s.network!.slice(0, Math.floor(s.network!.length / 2))) },
+      { len: s.load?.perCore.length ?? 0, cut: () => (s.load!.perCore = s.load!.perCore.slice(0, Math.floor(s.load!.perCore.length / 2))) },
+      { len: s.temperatures?.cores.length ?? 0, cut: () => (s.temperatures!.cores = s.temperatures!.cores.slice(0, Math.floor(s.temperatures!.cores.length / 2))) },
+    ];
+    const longest = lists.sort((a, b) => b.len - a.len)[0]!;
+    if (longest.len === 0) break;
+    longest.cut();
+  }
+  return s;
 }

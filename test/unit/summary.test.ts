@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MetricsSummary } from "../../src/protocol/metrics.js";
 import { FullStatus } from "../../src/protocol/status.js";
-import { fullStatus, summarize, type Readings } from "../../src/worker/summary.js";
+import { MAX_FRAME_BYTES } from "../../src/protocol/messages.js";
+import { fitStatus, fullStatus, summarize, type Readings } from "../../src/worker/summary.js";
 
 // Shapes as systeminformation returns them on Linux, trimmed to the fields we read.
 const readings = {
@@ -65,6 +66,22 @@ describe("metrics summary and full status", () => {
     assert.deepEqual(f.load?.average, [0.5, 0.25, 0.13]);
     assert.equal(f.network?.find((n) => n.iface === "eth0")?.ip4, "10.0.0.5");
     assert.equal(f.network?.find((n) => n.iface === "wlan0")?.rxBytesPerSec, null);
-    assert.equal(f.filesystems?.length, 4);
+    assert.equal(f.filesystems?.length, 2, "pseudo and read-only filesystems are left out");
+  });
+
+  it("fits a host with hundreds of mounts and interfaces into one frame, and says it was shortened", () => {
+    const many = {
+      ...readings,
+      fsSize: Array.from({ length: 500 }, (_, i) => ({ fs: `/dev/mapper/vg-${"x".repeat(60)}-${i}`, type: "ext4", mount: `/var/lib/kubelet/pods/${"y".repeat(80)}/${i}`, size: 100, used: 50, use: 50, rw: true })),
+      networkStats: Array.from({ length: 500 }, (_, i) => ({ iface: `veth${i}`, operstate: "up", rx_sec: 1, tx_sec: 1 })),
+    } as unknown as Readings;
+    const full = fullStatus(many, { hostname: "k8s-node", loadavg: [0, 0, 0], collectedAt: new Date(0), errors: [] });
+    assert.ok(Buffer.byteLength(JSON.stringify(full)) > MAX_FRAME_BYTES, "the raw status would not fit");
+    const fitted = fitStatus(full, MAX_FRAME_BYTES - 1024);
+    assert.ok(Buffer.byteLength(JSON.stringify(fitted)) <= MAX_FRAME_BYTES - 1024);
+    assert.doesNotThrow(() => FullStatus.parse(fitted));
+    assert.ok((fitted.filesystems?.length ?? 0) > 0 && (fitted.network?.length ?? 0) > 0, "both lists keep their first entries");
+    assert.equal(fitted.errors.at(-1)?.source, "snapshot");
+    assert.equal(fitStatus(fitted, MAX_FRAME_BYTES), fitted, "a status that fits is returned as it is");
   });
 });
