@@ -17,6 +17,7 @@ const schema = z.object({
   port: fields.port,
   heartbeatInterval: duration({ min: 100, max: 3_600_000 }),
   missedHeartbeats: fields.positiveInt(100),
+  heartbeatBudget: z.coerce.number().int().min(0).max(10_000_000),
   pressurePercent: z.coerce.number().min(0).max(100),
   state: fields.path,
   restartGrace: duration({ min: 0, max: 86_400_000 }),
@@ -41,6 +42,7 @@ export function managerCommand(): Command {
     .addOption(flag("--port <port>", "port to listen on (0 picks a free one)", "7443"))
     .addOption(flag("--heartbeat-interval <duration>", "heartbeat interval workers are told to keep", "1s"))
     .addOption(flag("--missed-heartbeats <n>", "a connected worker is unhealthy after this many missed intervals", "3"))
+    .addOption(flag("--heartbeat-budget <n>", "heartbeats per second for the whole fleet; the interval lengthens beyond it (0: no limit)", "2000"))
     .addOption(flag("--pressure-percent <n>", "memory or disk use above this percent is a warning; 0 turns it off", "95"))
     .addOption(flag("--state <file>", "where known workers and their history are kept", defaultStateFile()))
     .addOption(flag("--restart-grace <duration>", "after a restart, how long known workers have to reconnect", "30s"))
@@ -64,6 +66,7 @@ export function managerCommand(): Command {
         port: o.port,
         heartbeatIntervalMs: o.heartbeatInterval,
         missedHeartbeats: o.missedHeartbeats,
+        heartbeatBudget: o.heartbeatBudget,
         pressurePercent: o.pressurePercent,
         certWarnMs: o.certWarn,
         stateFile: o.state,

@@ -5,6 +5,7 @@ import type { TLSSocket } from "node:tls";
 import { WebSocketServer, type WebSocket } from "ws";
 import { systemClock, type Clock } from "../core/clock.js";
 import { DEFAULT_POLICY, missedBoundMs, type HealthPolicy } from "../core/health.js";
+import { pacedInterval, shouldRepace } from "../core/pace.js";
 import { Registry, type HealthEvent } from "../core/registry.js";
 import { errorMessage, FleetError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -35,6 +36,8 @@ export interface ManagerOptions {
   pressurePercent?: number;
   /** A worker whose certificate expires within this is degraded. */
   certWarnMs?: number;
+  /** At most this many heartbeats a second from the whole fleet: the interval lengthens as it grows. 0: no limit. */
+  heartbeatBudget?: number;
   limits?: Partial<SessionLimits>;
   historyLimit?: number;
   /** Where known workers and events are kept across restarts; none: nothing is kept. */
@@ -118,12 +121,15 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
 
   const limits: SessionLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const throttle = new LogThrottle(log);
+  /** The interval workers are told to keep; the health bound follows it (see repace). */
+  let paceTarget = options.heartbeatIntervalMs;
   const byWorker = new Map<string, WorkerSession>();
   const all = new Set<WorkerSession>();
   const context = {
     registry,
     log,
-    heartbeatIntervalMs: () => registry.healthPolicy.heartbeatIntervalMs,
+    // New sessions start at the pace the fleet is moving to.
+    heartbeatIntervalMs: () => paceTarget,
     limits,
     throttle,
     onAccepted: (s: WorkerSession) => {
@@ -217,8 +223,33 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     });
   });
 
+  // The pace follows the fleet's size. Lengthening applies to the health bound at once and then reaches the workers;
+  // shortening reaches the workers first and tightens the bound only after two old intervals, so nobody is judged
+  // by a pace they have not heard of yet.
+  let lastPaced = 0;
+  let tighten: NodeJS.Timeout | null = null;
+  const repace = () => {
+    const current = registry.healthPolicy.heartbeatIntervalMs;
+    const desired = pacedInterval({
+      baseMs: options.heartbeatIntervalMs,
+      budgetPerSecond: options.heartbeatBudget ?? 0,
+      connected: byWorker.size,
+    });
+    if (!shouldRepace(current, desired)) return;
+    if (tighten) clearTimeout(tighten);
+    log.info({ from: current, to: desired, connected: byWorker.size }, "heartbeat interval changed");
+    if (desired > current) registry.setPolicy({ ...registry.healthPolicy, heartbeatIntervalMs: desired });
+    else tighten = setTimeout(() => registry.setPolicy({ ...registry.healthPolicy, heartbeatIntervalMs: desired }), 2 * current);
+    for (const s of all) s.pace(desired);
+    paceTarget = desired;
+  };
+
   const tick = setInterval(() => {
     registry.tick();
+    if (options.heartbeatBudget && performance.now() - lastPaced >= 1000) {
+      lastPaced = performance.now();
+      repace();
+    }
     // A socket silent for ten times the unhealthy bound is half-open or wedged: free it.
     for (const { id, sessionId } of registry.silentSessions(10 * missedBoundMs(registry.healthPolicy))) {
       const session = byWorker.get(id);
@@ -288,6 +319,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     close() {
       closing ??= (async () => {
         clearInterval(tick);
+        if (tighten) clearTimeout(tighten);
         revocations?.stop();
         browser?.stop();
         const goodbye = publisher?.stop();

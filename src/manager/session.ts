@@ -90,6 +90,11 @@ export class WorkerSession {
     setTimeout(() => this.ws.terminate(), 2000).unref();
   }
 
+  /** Tells the worker the new heartbeat pace. */
+  pace(heartbeatIntervalMs: number): void {
+    if (this.phase === "open") this.send({ type: "settings", heartbeatIntervalMs });
+  }
+
   terminate(): void {
     this.ws.terminate();
   }

@@ -75,6 +75,12 @@ export const Welcome = z.object({
   managerVersion: z.string().max(64),
 });
 
+/** The manager changed the heartbeat pace (the fleet grew or shrank); from now on, beat at this interval. */
+export const Settings = z.object({
+  type: z.literal("settings"),
+  heartbeatIntervalMs: z.number().int().min(50).max(3_600_000),
+});
+
 export const Request = z.object({
   type: z.literal("request"),
   id: RequestId,
@@ -85,7 +91,7 @@ export const Request = z.object({
 // Unknown keys are stripped rather than refused: a newer peer may add fields within one protocol version.
 // A new message type, though, is a protocol change and is refused.
 export const WorkerMessage = z.discriminatedUnion("type", [Hello, Heartbeat, Response, Progress, Goodbye]);
-export const ManagerMessage = z.discriminatedUnion("type", [Welcome, Request]);
+export const ManagerMessage = z.discriminatedUnion("type", [Welcome, Request, Settings]);
 
 export type Hello = z.infer<typeof Hello>;
 export type Heartbeat = z.infer<typeof Heartbeat>;
@@ -94,6 +100,7 @@ export type Progress = z.infer<typeof Progress>;
 export type Goodbye = z.infer<typeof Goodbye>;
 export type Welcome = z.infer<typeof Welcome>;
 export type Request = z.infer<typeof Request>;
+export type Settings = z.infer<typeof Settings>;
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
 export type ManagerMessage = z.infer<typeof ManagerMessage>;
 export type RequestId = z.infer<typeof RequestId>;

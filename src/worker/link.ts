@@ -200,6 +200,12 @@ export class Link {
           "connected to manager",
         );
         this.startTimers();
+      } else if (msg.type === "settings") {
+        if (this.heartbeatIntervalMs === null || msg.heartbeatIntervalMs === this.heartbeatIntervalMs) return;
+        this.log.info({ from: this.heartbeatIntervalMs, to: msg.heartbeatIntervalMs }, "heartbeat interval changed by the manager");
+        this.heartbeatIntervalMs = msg.heartbeatIntervalMs;
+        if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+        this.heartbeatTimer = setInterval(() => this.heartbeat(), msg.heartbeatIntervalMs);
       } else {
         void this.answer(msg);
       }

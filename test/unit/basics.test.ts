@@ -99,3 +99,20 @@ describe("identity in certificates", () => {
     assert.equal(identityFromSubjectAltName("URI:spiffe://lab/worker/a, URI:spiffe://lab/worker/b"), null);
   });
 });
+
+describe("heartbeat pacing", () => {
+  it("keeps the configured interval while the fleet is within the budget, and lengthens it in steps beyond", async () => {
+    const { pacedInterval } = await import("../../src/core/pace.js");
+    assert.equal(pacedInterval({ baseMs: 1000, budgetPerSecond: 2000, connected: 1500 }), 1000);
+    assert.equal(pacedInterval({ baseMs: 1000, budgetPerSecond: 2000, connected: 2001 }), 1500);
+    assert.equal(pacedInterval({ baseMs: 1000, budgetPerSecond: 2000, connected: 10_000 }), 5000);
+    assert.equal(pacedInterval({ baseMs: 1000, budgetPerSecond: 0, connected: 10_000 }), 1000, "0: no budget");
+  });
+  it("lengthens at once, shortens only when the fleet clearly shrank", async () => {
+    const { shouldRepace } = await import("../../src/core/pace.js");
+    assert.equal(shouldRepace(1000, 1500), true);
+    assert.equal(shouldRepace(5000, 4500), false, "hovering near a step");
+    assert.equal(shouldRepace(5000, 3500), true);
+    assert.equal(shouldRepace(1000, 1000), false);
+  });
+});
