@@ -5,9 +5,10 @@
  */
 export function pacedInterval(o: { baseMs: number; budgetPerSecond: number; connected: number; stepMs?: number }): number {
   if (o.budgetPerSecond <= 0) return o.baseMs;
+  const needed = (o.connected / o.budgetPerSecond) * 1000;
+  if (needed <= o.baseMs) return o.baseMs;
   const step = o.stepMs ?? 500;
-  const needed = Math.ceil(((o.connected / o.budgetPerSecond) * 1000) / step) * step;
-  return Math.max(o.baseMs, needed);
+  return Math.ceil(needed / step) * step;
 }
 
 /**

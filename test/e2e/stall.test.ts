@@ -35,7 +35,8 @@ describe("the manager paused for 60 s (SIGSTOP) and resumed", () => {
 
     await sleep(3000); // well past the unhealthy bound, had the silence been counted against the workers
     for (const id of live) {
-      assert.deepEqual(manager.transitions(id).map((x) => x.to), ["healthy"], `${id} never left healthy`);
+      const path = manager.transitions(id).map((x) => `${x.to}${x.reasons.length ? ` (${x.reasons.map((r) => r.message).join("; ")})` : ""}`);
+      assert.deepEqual(manager.transitions(id).map((x) => x.to), ["healthy"], `${id} never left healthy: ${path.join(" → ")}`);
       assert.ok(workers.get(id)!.running);
       assert.ok(!workers.get(id)!.lines.some((l) => /lost the manager|stopped answering/.test(String(l.msg))), `${id} kept its session`);
     }

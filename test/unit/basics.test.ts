@@ -107,6 +107,7 @@ describe("heartbeat pacing", () => {
     assert.equal(pacedInterval({ baseMs: 1000, budgetPerSecond: 2000, connected: 2001 }), 1500);
     assert.equal(pacedInterval({ baseMs: 1000, budgetPerSecond: 2000, connected: 10_000 }), 5000);
     assert.equal(pacedInterval({ baseMs: 1000, budgetPerSecond: 0, connected: 10_000 }), 1000, "0: no budget");
+    assert.equal(pacedInterval({ baseMs: 300, budgetPerSecond: 2000, connected: 1 }), 300, "a fast base within budget is kept, not rounded to a step");
   });
   it("lengthens at once, shortens only when the fleet clearly shrank", async () => {
     const { shouldRepace } = await import("../../src/core/pace.js");
