@@ -162,6 +162,15 @@ export class WorkerSession {
       return this.close(CloseCode.IDENTITY_MISMATCH, `hello claims "${hello.id}", certificate is "${this.identity.id}"`);
     }
     this.phase = "open";
+    // Welcome first: once the registry calls a worker healthy, it must already have been let in. Otherwise a
+    // manager paused in between leaves a worker waiting for a welcome that is frozen here, and it gives up.
+    this.send({
+      type: "welcome",
+      protocol: hello.protocol,
+      sessionId: this.sessionId,
+      heartbeatIntervalMs: this.ctx.heartbeatIntervalMs(),
+      managerVersion: VERSION,
+    });
     this.ctx.registry.sessionOpened({
       id: hello.id,
       sessionId: this.sessionId,
@@ -174,13 +183,6 @@ export class WorkerSession {
     });
     // After the registry made this session current, so the replaced session's close is ignored there.
     this.ctx.onAccepted(this);
-    this.send({
-      type: "welcome",
-      protocol: hello.protocol,
-      sessionId: this.sessionId,
-      heartbeatIntervalMs: this.ctx.heartbeatIntervalMs(),
-      managerVersion: VERSION,
-    });
     this.log.info({ hostname: hello.hostname, agentVersion: hello.agentVersion, address: this.address }, "worker connected");
   }
 
