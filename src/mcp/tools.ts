@@ -211,7 +211,10 @@ export function registerTools(server: McpServer, manager: Manager, options: Tool
             }
           }
           done++;
-          if (token !== undefined && !extra.signal.aborted) {
+          // The last answer is announced by the result itself. A progress sent just before it can reach the
+          // client in the same read; the SDK client then handles the result first and reports the progress as
+          // one for an unknown request.
+          if (token !== undefined && !extra.signal.aborted && done < entries.length) {
             await extra
               .sendNotification({
                 method: "notifications/progress",
