@@ -229,7 +229,9 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   let lastPaced = 0;
   let tighten: NodeJS.Timeout | null = null;
   const repace = () => {
-    const current = registry.healthPolicy.heartbeatIntervalMs;
+    // Compared with what the workers were told, not with the health bound: while a shortening is pending the
+    // bound is still the older, longer interval.
+    const current = paceTarget;
     const desired = pacedInterval({
       baseMs: options.heartbeatIntervalMs,
       budgetPerSecond: options.heartbeatBudget ?? 0,
