@@ -21,6 +21,7 @@ import { gateUnauthorized, loadTlsMaterial, managerServerOptions, peerCertificat
 import { DEFAULT_LIMITS, type SessionLimits } from "./limits.js";
 import { LogThrottle } from "../log-throttle.js";
 import { StateKeeper } from "./persistence.js";
+import { loadTicketKeys, saveTicketKeys, TICKET_LIFETIME_MS, ticketKeyPath } from "./ticket-keys.js";
 import { Revocations } from "./revocation.js";
 import { WorkerSession } from "./session.js";
 
@@ -143,12 +144,16 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     },
   };
 
+  const ticketFile = options.stateFile ? ticketKeyPath(options.stateFile) : null;
+  const ticketKeys = ticketFile ? loadTicketKeys(ticketFile, log) : randomBytes(48);
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   const revocations = options.tls.crl
     ? new Revocations(options.tls.crl, material.ca, log, ({ pem, revoked }) => {
         // New handshakes check the new list; new ticket keys end resumption, which would skip the check.
         server.setSecureContext({ ...managerServerOptions(material), crl: pem });
-        server.setTicketKeys(randomBytes(48));
+        const keys = randomBytes(48);
+        server.setTicketKeys(keys);
+        if (ticketFile) saveTicketKeys(ticketFile, keys, log);
         for (const s of all) {
           if (revoked.has(s.serialNumber)) s.close(CloseCode.REVOKED, `serial ${s.serialNumber}`);
         }
@@ -158,6 +163,8 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const server: Server = createServer({
     ...managerServerOptions(material),
     handshakeTimeout: limits.handshakeTimeoutMs,
+    ticketKeys,
+    sessionTimeout: TICKET_LIFETIME_MS / 1000,
     // A client that starts a request and never finishes it is dropped like one that never says hello.
     headersTimeout: limits.helloTimeoutMs,
     requestTimeout: limits.helloTimeoutMs,
@@ -198,6 +205,13 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       socket.destroy();
       return;
     }
+    // A resumed session carries the verdict of its first handshake, which may predate the certificate's expiry.
+    const now = Date.now();
+    if (now > cert.notAfter.getTime() || now < cert.notBefore.getTime()) {
+      throttle.warn("tls-refused", { address: socket.remoteAddress, reason: "CERT_HAS_EXPIRED", resumed: socket.isSessionReused() }, "TLS client refused: certificate not accepted");
+      socket.destroy();
+      return;
+    }
     // Listening dual-stack, IPv4 peers arrive as ::ffff:a.b.c.d; people and tools expect a.b.c.d.
     const address = socket.remoteAddress?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "") ?? null;
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -219,7 +233,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         refuse(ws, CloseCode.TOO_MANY_SESSIONS, `limit ${limits.maxSessions}`);
         return;
       }
-      all.add(new WorkerSession(ws, id, cert, address, context));
+      all.add(new WorkerSession(ws, id, cert, address, socket.isSessionReused(), context));
     });
   });
 

@@ -44,6 +44,8 @@ export class WorkerSession {
     readonly identity: Identity,
     private readonly cert: CertificateFacts,
     readonly address: string | null,
+    /** Whether TLS resumed an earlier session (no full handshake): worth knowing in a reconnect storm. */
+    private readonly resumed: boolean,
     private readonly ctx: SessionContext,
   ) {
     this.log = ctx.log.child({ worker: identity.id, session: this.sessionId });
@@ -183,7 +185,7 @@ export class WorkerSession {
     });
     // After the registry made this session current, so the replaced session's close is ignored there.
     this.ctx.onAccepted(this);
-    this.log.info({ hostname: hello.hostname, agentVersion: hello.agentVersion, address: this.address }, "worker connected");
+    this.log.info({ hostname: hello.hostname, agentVersion: hello.agentVersion, address: this.address, resumed: this.resumed }, "worker connected");
   }
 
   private onClose(code: number, reason: string): void {

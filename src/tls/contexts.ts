@@ -68,6 +68,9 @@ export function managerServerOptions(m: TlsMaterial): ServerOptions {
     requestCert: true,
     rejectUnauthorized: false,
     minVersion: "TLSv1.2",
+    // Node derives the default from the command line, so a manager restarted with other flags could not resume
+    // its predecessor's sessions. Fixed per role; tickets are only readable with this manager's keys anyway.
+    sessionIdContext: "mcp-fleet-manager",
   };
 }
 

@@ -80,6 +80,11 @@ export class Link {
   private lastFailure: string | null = null;
   /** When anything last came from the manager (a message or a pong). */
   private lastHeard = 0;
+  /**
+   * The last TLS session per manager URL. Offered on the next connect, it lets a manager that keeps its ticket
+   * keys (across a restart, too) resume instead of doing a full handshake: cheaper for both in a reconnect storm.
+   */
+  private readonly tlsSessions = new Map<string, Buffer>();
   /** Resolves when the current socket has closed; used by stop(). */
   private closed: Promise<void> = Promise.resolve();
   heartbeatIntervalMs: number | null = null;
@@ -121,6 +126,8 @@ export class Link {
   /** New TLS material (a renewed certificate); used from the next attempt on. */
   setTls(tls: ConnectionOptions): void {
     this.options.tls = tls;
+    // A resumed session would present the old certificate again.
+    this.tlsSessions.clear();
   }
 
   private connect(): void {
@@ -143,7 +150,9 @@ export class Link {
     this.url = workerEndpoint(target);
     const attempted = target;
     let tlsDone = false;
+    let resumed = false;
     let failure: Failure | null = null;
+    const url = this.url;
     const ws = new WebSocket(this.url, {
       ...this.options.tls,
       perMessageDeflate: false,
@@ -152,9 +161,20 @@ export class Link {
       // Our own connector, to learn whether TLS finished before a failure (see classifyError).
       createConnection: (opts: ConnectionOptions) => {
         const host = opts.host ?? "";
-        const socket: TLSSocket = tlsConnect({ ...opts, servername: opts.servername ?? (isIP(host) ? undefined : host) });
+        const socket: TLSSocket = tlsConnect({
+          ...opts,
+          servername: opts.servername ?? (isIP(host) ? undefined : host),
+          session: this.tlsSessions.get(url),
+        });
         socket.setKeepAlive(true, 10_000);
-        socket.once("secureConnect", () => (tlsDone = true));
+        socket.once("secureConnect", () => {
+          tlsDone = true;
+          resumed = socket.isSessionReused();
+        });
+        socket.on("session", (session: Buffer) => {
+          if (this.tlsSessions.size > 16) this.tlsSessions.clear();
+          this.tlsSessions.set(url, session);
+        });
         return socket;
       },
     } as ConstructorParameters<typeof WebSocket>[2]);
@@ -196,7 +216,7 @@ export class Link {
         this.backoff.reset();
         this.lastFailure = null;
         this.log.info(
-          { url: this.url, session: msg.sessionId, heartbeatIntervalMs: msg.heartbeatIntervalMs, managerVersion: msg.managerVersion },
+          { url: this.url, session: msg.sessionId, resumed, heartbeatIntervalMs: msg.heartbeatIntervalMs, managerVersion: msg.managerVersion },
           "connected to manager",
         );
         this.startTimers();
@@ -221,6 +241,7 @@ export class Link {
       // A failure seen before the close (TLS, HTTP, network) says more than the close code that follows it.
       const f: Failure = failure ?? describeClose(code, reason);
       if (PERMANENT_CLOSE_CODES.has(code) || f.kind === "certificate_refused") this.backoff.toCap();
+      if (f.kind === "certificate_refused" || f.kind === "manager_rejected") this.tlsSessions.delete(url);
       if (f.kind === "manager_rejected") {
         if (this.options.onManagerRejected) this.options.onManagerRejected(attempted);
         else this.backoff.toCap();

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
 import { sleep } from "../helpers/processes.js";
@@ -35,4 +37,34 @@ describe("manager restart", () => {
       await second.exited;
     });
   }
+
+  it("a restarted manager resumes its predecessor's TLS sessions with the ticket keys kept beside the state file", async () => {
+    const first = await ManagerProc.start(fx.certs);
+    const worker = startWorker(fx.certs, "r1", first.url);
+    const hello = await first.waitFor((l) => l.msg === "worker connected" && l.worker === "r1", 5000, "r1 connected");
+    assert.equal(hello.resumed, false, "the first session is a full handshake");
+    const keyFile = join(fx.certs.dir, "state.json.ticket-keys");
+    const st = statSync(keyFile);
+    assert.equal(st.size, 48, "one set of Node ticket keys");
+    assert.equal(st.mode & 0o777, 0o600, "private to the manager's user");
+
+    const restart = async (previous: ManagerProc) => {
+      previous.kill("SIGTERM");
+      await previous.exited;
+      const next = await ManagerProc.start(fx.certs, [], previous.port);
+      const line = await next.waitFor((l) => l.msg === "worker connected" && l.worker === "r1", 10_000, "r1 reconnected");
+      return { next, line };
+    };
+    const kept = await restart(first);
+    assert.equal(kept.line.resumed, true, "same ticket keys: the worker's session is resumed");
+    const said = await worker.waitFor((l) => l.msg === "connected to manager" && l.resumed === true, 5000, "worker saw resumption");
+    assert.ok(said);
+    // Without the key file the new manager cannot read the worker's ticket: a full handshake, which still works.
+    rmSync(keyFile);
+    const lost = await restart(kept.next);
+    assert.equal(lost.line.resumed, false, "new ticket keys: a full handshake");
+    lost.next.kill("SIGKILL");
+    worker.kill("SIGKILL");
+    await lost.next.exited;
+  });
 });
