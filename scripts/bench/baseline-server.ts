@@ -1,0 +1,38 @@
+/**
+ * The bare baseline of `npm run bench`: the manager's TLS listener settings (the same function builds them) and a
+ * WebSocket server with the same options, doing nothing but JSON.parse on each message. Whatever the manager
+ * costs beyond this is ours; this much is Node, OpenSSL and ws.
+ */
+import { createServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { WebSocketServer } from "ws";
+import { loadTlsMaterial, managerServerOptions } from "../../src/tls/contexts.js";
+
+const [ca, cert, key] = process.argv.slice(2);
+if (!ca || !cert || !key) {
+  process.stderr.write("usage: baseline-server <ca> <cert> <key>\n");
+  process.exit(2);
+}
+const material = loadTlsMaterial({ ca, cert, key }, "manager");
+const server = createServer({ ...managerServerOptions(material), sessionTimeout: 86_400 });
+const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
+let messages = 0;
+let parsedBytes = 0;
+server.on("upgrade", (req, socket, head) => {
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    ws.on("error", () => {});
+    ws.on("message", (data) => {
+      const parsed = JSON.parse(String(data)) as { type?: string };
+      messages++;
+      parsedBytes += parsed.type ? 1 : 0;
+    });
+  });
+});
+server.listen(0, "127.0.0.1", () => {
+  process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + "\n");
+});
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
+process.on("SIGTERM", () => process.exit(0));
+// Read by nobody; keeps the parse from being optimised away.
+setInterval(() => void (messages + parsedBytes), 60_000).unref();

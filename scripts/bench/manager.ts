@@ -1,0 +1,114 @@
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { BenchCerts } from "./fleet-certs.js";
+import { epochNow, raisedLimit } from "./procs.js";
+
+const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+
+interface LogLine {
+  /** Epoch ms (the log carries ISO time with milliseconds). */
+  time: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/**
+ * The manager as Claude Desktop runs it, from the built CLI, spoken to with the SDK's Client over stdio; its
+ * JSON log on stderr tells when it listened and when each worker changed state.
+ */
+export class BenchManager {
+  listeningAt = 0;
+  connected = 0;
+  resumed = 0;
+  readonly paces: Array<{ to: number; connected: number }> = [];
+  private watchers: Array<{ test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  private listening!: Promise<void>;
+
+  private constructor(
+    readonly client: Client,
+    private readonly transport: StdioClientTransport,
+  ) {}
+
+  static async start(certs: BenchCerts, port: number, stateFile: string, extra: string[] = []): Promise<BenchManager> {
+    const argv = [
+      process.execPath, CLI, "manager",
+      "--ca", certs.ca, "--cert", certs.cert, "--key", certs.key,
+      "--host", "127.0.0.1", "--port", String(port), "--no-mdns",
+      "--state", stateFile,
+      // The bench machine's own disk and memory are not what is measured.
+      "--pressure-percent", "0",
+      ...extra,
+    ];
+    const { command, args } = raisedLimit(argv);
+    const transport = new StdioClientTransport({ command, args, env: { ...process.env } as Record<string, string>, stderr: "pipe" });
+    const m = new BenchManager(new Client({ name: "mcp-fleet-bench", version: "0.0.0" }, { capabilities: {} }), transport);
+    m.listening = new Promise((resolve) => {
+      m.watchers.push({ test: (l) => l.msg === "manager listening", resolve: () => resolve() });
+    });
+    createInterface({ input: transport.stderr as unknown as NodeJS.ReadableStream }).on("line", (text) => m.onLine(text));
+    await m.client.connect(transport);
+    await m.listening;
+    return m;
+  }
+
+  private onLine(text: string): void {
+    let l: LogLine;
+    try {
+      l = JSON.parse(text) as LogLine;
+      l.time = Date.parse(l.time as unknown as string);
+    } catch {
+      process.stderr.write(`manager: ${text}\n`);
+      return;
+    }
+    if (l.msg === "manager listening") this.listeningAt = l.time;
+    if (l.msg === "worker connected") {
+      this.connected++;
+      if (l.resumed === true) this.resumed++;
+    }
+    if (l.msg === "heartbeat interval changed") this.paces.push({ to: Number(l.to), connected: Number(l.connected) });
+    if ((l.level as number) >= 50) process.stderr.write(`manager error: ${text}\n`);
+    this.watchers = this.watchers.filter((w) => {
+      if (!w.test(l)) return true;
+      w.resolve(l);
+      return false;
+    });
+  }
+
+  get pid(): number {
+    return this.transport.pid!;
+  }
+
+  /** The epoch time (ms) at which the manager logged `worker` entering `state`. */
+  transitionTime(worker: string, state: string, timeoutMs: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${worker} did not become ${state} within ${timeoutMs} ms`)), timeoutMs);
+      this.watchers.push({
+        test: (l) => l.event === "transition" && l.worker === worker && l.to === state,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l.time);
+        },
+      });
+    });
+  }
+
+  async tool(name: string, args: Record<string, unknown> = {}): Promise<{ ms: number; result: CallToolResult }> {
+    const started = epochNow();
+    const result = (await this.client.callTool({ name, arguments: args }, undefined, { timeout: 120_000 })) as CallToolResult;
+    if (result.isError) throw new Error(`${name} failed: ${JSON.stringify(result.content).slice(0, 300)}`);
+    return { ms: epochNow() - started, result };
+  }
+
+  async counts(): Promise<Record<string, number>> {
+    const { result } = await this.tool("get_fleet_summary");
+    return (result.structuredContent as { counts: Record<string, number> }).counts;
+  }
+
+  /** Ends stdin, as Claude Desktop does on quit: the manager saves its state and exits. */
+  async stop(): Promise<void> {
+    await this.client.close();
+  }
+}

@@ -1,0 +1,108 @@
+/** The targets of issue 6 at N = 10,000, and the markdown table `npm run bench` prints. */
+export const TARGETS = {
+  cpuRatio: 1.3,
+  memoryRatio: 1.2,
+  killedMs: 100,
+  frozenOverBoundMs: 500,
+  stormS: 20,
+  allStatusP50Ms: 50,
+  /** The size the targets are set for. */
+  atN: 10_000,
+};
+
+interface Latency {
+  p50: number;
+  p99: number;
+  bytes: number;
+}
+interface Storm {
+  seconds: number;
+  resumed: number;
+  sessions: number;
+  healthy: number;
+}
+
+export interface SizeResult {
+  n: number;
+  baseline: { idleRss: number; rss: number; rssPerWorker: number; cpuPerHeartbeatUs: number; heartbeats: number; cpuPercent: number; openMs: number };
+  manager: {
+    idleRss: number;
+    rss: number;
+    rssPerWorker: number;
+    rssAfterStorms: number;
+    cpuPerHeartbeatUs: number;
+    heartbeats: number;
+    cpuPercent: number;
+    openMs: number;
+    intervalMs: number;
+    boundMs: number;
+    paces: Array<{ to: number; connected: number }>;
+    listWorkers: Latency;
+    allStatus: Latency;
+    killedMs: number[];
+    frozenMs: number[];
+    stormResumed: Storm;
+    stormFull: Storm;
+  };
+}
+
+const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
+const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
+
+/** "met", or by how much the figure misses its target. */
+function verdict(value: number, target: number, unit: string, atTargetSize: boolean): string {
+  if (!atTargetSize) return "";
+  if (value <= target) return "met";
+  const over = value - target;
+  return `**missed** by ${unit === "×" ? over.toFixed(2) + "×" : unit === "s" ? over.toFixed(1) + " s" : Math.round(over) + " ms"} (${((value / target - 1) * 100).toFixed(0)}%)`;
+}
+
+export function renderTable(results: SizeResult[], machine: Record<string, unknown>): string {
+  const largest = results.at(-1)!;
+  const atTarget = (r: SizeResult) => r === largest && r.n >= TARGETS.atN;
+  const head = `| | ${results.map((r) => `N = ${r.n.toLocaleString("en")}`).join(" | ")} | target at N = ${TARGETS.atN.toLocaleString("en")} | |`;
+  const sep = `|---|${results.map(() => "---").join("|")}|---|---|`;
+  const rows: string[] = [];
+  const row = (label: string, cell: (r: SizeResult) => string, target: string, check: (r: SizeResult) => string) => {
+    rows.push(`| ${label} | ${results.map(cell).join(" | ")} | ${target} | ${check(largest)} |`);
+  };
+  const cpuRatio = (r: SizeResult) => r.manager.cpuPerHeartbeatUs / r.baseline.cpuPerHeartbeatUs;
+  const memRatio = (r: SizeResult) => r.manager.rssPerWorker / r.baseline.rssPerWorker;
+  row("heartbeat interval (paced, budget 2,000/s)", (r) => ms(r.manager.intervalMs), "", () => "");
+  row("manager CPU per heartbeat", (r) => `${r.manager.cpuPerHeartbeatUs.toFixed(1)} µs (${r.manager.cpuPercent.toFixed(0)}% of a core)`, "", () => "");
+  row("baseline CPU per heartbeat", (r) => `${r.baseline.cpuPerHeartbeatUs.toFixed(1)} µs (${r.baseline.cpuPercent.toFixed(0)}% of a core)`, "", () => "");
+  row("CPU ratio manager / baseline", (r) => `${cpuRatio(r).toFixed(2)}×`, `≤ ${TARGETS.cpuRatio}×`, (r) => verdict(cpuRatio(r), TARGETS.cpuRatio, "×", atTarget(r)));
+  row("manager RSS per worker", (r) => kb(r.manager.rssPerWorker), "", () => "");
+  row("baseline RSS per connection", (r) => kb(r.baseline.rssPerWorker), "", () => "");
+  row("memory ratio manager / baseline", (r) => `${memRatio(r).toFixed(2)}×`, `≤ ${TARGETS.memoryRatio}×`, (r) => verdict(memRatio(r), TARGETS.memoryRatio, "×", atTarget(r)));
+  row("killed worker → unhealthy (median / max)", (r) => `${ms(percentile(r.manager.killedMs, 50))} / ${ms(Math.max(...r.manager.killedMs))}`, `≤ ${TARGETS.killedMs} ms`, (r) =>
+    verdict(Math.max(...r.manager.killedMs), TARGETS.killedMs, "ms", atTarget(r)),
+  );
+  row("frozen worker → unhealthy, after its last heartbeat (max)", (r) => `${(Math.max(...r.manager.frozenMs) / 1000).toFixed(2)} s (bound ${r.manager.boundMs / 1000} s)`, "≤ bound + 0.5 s", (r) =>
+    verdict(Math.max(...r.manager.frozenMs) - r.manager.boundMs, TARGETS.frozenOverBoundMs, "ms", atTarget(r)),
+  );
+  row("reconnect storm, TLS sessions resumed", (r) => `${r.manager.stormResumed.seconds.toFixed(1)} s (${r.manager.stormResumed.resumed.toLocaleString("en")} resumed)`, `≤ ${TARGETS.stormS} s`, (r) =>
+    verdict(r.manager.stormResumed.seconds, TARGETS.stormS, "s", atTarget(r)),
+  );
+  row("reconnect storm, full handshakes", (r) => `${r.manager.stormFull.seconds.toFixed(1)} s (${r.manager.stormFull.resumed} resumed)`, `≤ ${TARGETS.stormS} s`, (r) =>
+    verdict(r.manager.stormFull.seconds, TARGETS.stormS, "s", atTarget(r)),
+  );
+  row("`get_all_workers_status` (cached, limit 100) p50 / p99", (r) => `${ms(r.manager.allStatus.p50)} / ${ms(r.manager.allStatus.p99)}`, `p50 < ${TARGETS.allStatusP50Ms} ms`, (r) =>
+    verdict(r.manager.allStatus.p50, TARGETS.allStatusP50Ms, "ms", atTarget(r)),
+  );
+  row("`list_workers` p50 / p99 (answer size)", (r) => `${ms(r.manager.listWorkers.p50)} / ${ms(r.manager.listWorkers.p99)} (${kb(r.manager.listWorkers.bytes)})`, "", () => "");
+  row("first connect of the whole fleet (48 handshakes in flight per simulator)", (r) => `${(r.manager.openMs / 1000).toFixed(1)} s`, "", () => "");
+  row("manager RSS: idle / steady / after two storms", (r) => `${mb(r.manager.idleRss)} / ${mb(r.manager.rss)} / ${mb(r.manager.rssAfterStorms)}`, "", () => "");
+  const m = machine as { cpu: string; cores: number; memoryGiB: number; kernel: string; node: string; openssl: string; openFileLimit: { hard: number } };
+  const note =
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, OpenSSL ${m.openssl}, ` +
+    `open-file hard limit ${m.openFileLimit.hard}. Largest N reached: ${largest.n.toLocaleString("en")}.`;
+  return [head, sep, ...rows, "", note].join("\n");
+}
+
+const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+}

@@ -1,0 +1,333 @@
+/**
+ * `npm run bench`: the manager against a simulated fleet and against the bare transport (see
+ * docs/performance.md). Prints a markdown table and writes the figures as JSON.
+ *
+ * Everything runs on loopback; every phase has a deadline, and every process it starts is stopped at the end,
+ * whatever happened.
+ */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { cpus, totalmem, release } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { pacedInterval } from "../../src/core/pace.js";
+import { ensureBenchCerts, type BenchCerts } from "./fleet-certs.js";
+import { BenchManager } from "./manager.js";
+import { cpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, sumStats } from "./procs.js";
+import type { SimStats } from "./sim-protocol.js";
+import { percentile, renderTable, TARGETS, type SizeResult } from "./report.js";
+
+const Options = z.object({
+  sizes: z
+    .string()
+    .regex(/^\d+(,\d+)*$/, "--sizes is a comma-separated list of fleet sizes, e.g. 1000,10000")
+    .transform((s) => s.split(",").map(Number))
+    .refine((a) => a.every((n) => n >= 200 && n <= 100_000), "each size must be between 200 and 100000"),
+  window: z.coerce.number().min(3, "--window is at least 3 (seconds)").max(300),
+  calls: z.coerce.number().int().min(10, "--calls is at least 10").max(10_000),
+  out: z.string().min(1),
+});
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: "string", default: "1000,10000" },
+    window: { type: "string", default: "15" },
+    calls: { type: "string", default: "100" },
+    out: { type: "string", default: "bench-results" },
+    help: { type: "boolean", default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(
+    "usage: npm run bench -- [--sizes 1000,10000] [--window 15] [--calls 100] [--out bench-results]\n" +
+      "  --sizes   fleet sizes to measure (capped by the open-file hard limit)\n" +
+      "  --window  seconds over which CPU per heartbeat is measured\n" +
+      "  --calls   MCP calls per tool for the latency percentiles\n" +
+      "  --out     directory for the JSON results (and the cached bench certificates)\n",
+  );
+  process.exit(0);
+}
+const parsed = Options.safeParse(values);
+if (!parsed.success) {
+  process.stderr.write(`bench: ${parsed.error.issues.map((i) => i.message).join("; ")}\n`);
+  process.exit(2);
+}
+const opts = parsed.data;
+
+// The manager's defaults, which the bench runs at.
+const BASE_INTERVAL_MS = 1000;
+const BUDGET = 2000;
+const MISSED = 3;
+const KILLED_SAMPLES = 5;
+const FROZEN_SAMPLES = 3;
+
+const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
+const cleanups: Array<() => Promise<void> | void> = [];
+async function cleanup(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      await c();
+    } catch {
+      // best effort: the next cleanup still runs
+    }
+  }
+}
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => void cleanup().then(() => process.exit(130)));
+}
+
+async function withDeadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer!: NodeJS.Timeout;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms / 1000} s`)), ms)));
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function startSims(n: number, certs: BenchCerts, url: string, mode: "manager" | "baseline", intervalMs: number): Promise<{ sims: Simulator[]; openMs: number }> {
+  const count = n >= 2000 ? 2 : 1;
+  const sims = Array.from({ length: count }, () => new Simulator());
+  for (const s of sims) cleanups.push(() => s.stop());
+  await Promise.all(sims.map((s) => s.ready));
+  const started = epochNow();
+  const per = Math.ceil(n / count);
+  const replies = await withDeadline(
+    `opening ${n} sessions`,
+    180_000,
+    Promise.all(
+      sims.map((s, i) =>
+        s.call<{ op: "started"; ms: number; stats: SimStats }>({
+          op: "start",
+          url,
+          mode,
+          intervalMs,
+          resume: true,
+          certFile: certs.workersFile,
+          from: i * per,
+          to: Math.min(n, (i + 1) * per),
+          concurrency: 48,
+        }),
+      ),
+    ),
+  );
+  const opened = sumStats(replies.map((r) => r.stats));
+  if (opened.open < n) say(`  only ${opened.open} of ${n} sessions opened: ${JSON.stringify(opened.failures)}`);
+  return { sims, openMs: epochNow() - started };
+}
+
+async function allStats(sims: Simulator[], since?: number): Promise<SimStats> {
+  return sumStats(await Promise.all(sims.map((s) => s.stats(since))));
+}
+
+/** CPU seconds and heartbeats over a window of steady heartbeating; RSS sampled through it (median). */
+async function steadyState(pid: number, sims: Simulator[]): Promise<{ cpuPerHeartbeatUs: number; rss: number; heartbeats: number; cpuPercent: number }> {
+  const s0 = await allStats(sims);
+  const c0 = cpuSeconds(pid);
+  const t0 = epochNow();
+  const rss: number[] = [];
+  while (epochNow() - t0 < opts.window * 1000) {
+    await sleep(1000);
+    rss.push(rssBytes(pid));
+  }
+  const c1 = cpuSeconds(pid);
+  const s1 = await allStats(sims);
+  const heartbeats = s1.heartbeatsSent - s0.heartbeatsSent;
+  rss.sort((a, b) => a - b);
+  return {
+    cpuPerHeartbeatUs: ((c1 - c0) / heartbeats) * 1e6,
+    rss: percentile(rss, 50),
+    heartbeats,
+    cpuPercent: ((c1 - c0) / ((epochNow() - t0) / 1000)) * 100,
+  };
+}
+
+async function runBaseline(n: number, certs: BenchCerts, intervalMs: number): Promise<SizeResult["baseline"]> {
+  say(`  baseline: bare https + ws server, ${n} sessions, heartbeat every ${intervalMs} ms`);
+  const script = fileURLToPath(new URL("./baseline-server.ts", import.meta.url));
+  const { command, args } = raisedLimit([process.execPath, "--import", "tsx", script, certs.ca, certs.cert, certs.key]);
+  const child = spawn(command, args, { stdio: ["pipe", "pipe", "inherit"] });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  };
+  cleanups.push(stop);
+  const port = await withDeadline(
+    "baseline server start",
+    20_000,
+    new Promise<number>((resolve) => createInterface({ input: child.stdout }).once("line", (l) => resolve((JSON.parse(l) as { port: number }).port))),
+  );
+  await sleep(1000);
+  const idleRss = rssBytes(child.pid!);
+  const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${port}/worker`, "baseline", intervalMs);
+  await sleep(Math.max(3000, 2 * intervalMs));
+  const steady = await steadyState(child.pid!, sims);
+  for (const s of sims) await s.stop();
+  await stop();
+  return { idleRss, ...steady, rssPerWorker: (steady.rss - idleRss) / n, openMs };
+}
+
+async function waitOpen(sims: Simulator[], expected: number, since: number, deadlineMs: number): Promise<SimStats> {
+  const end = epochNow() + deadlineMs;
+  for (;;) {
+    const s = await allStats(sims, since);
+    if (s.open >= expected) return s;
+    if (epochNow() > end) throw new Error(`only ${s.open} of ${expected} sessions back after ${deadlineMs / 1000} s (${JSON.stringify(s.failures)})`);
+    await sleep(100);
+  }
+}
+
+async function runManager(n: number, certs: BenchCerts, dir: string): Promise<SizeResult["manager"]> {
+  const port = await freePort();
+  const stateFile = join(dir, `state-${n}.json`);
+  rmSync(stateFile, { force: true });
+  rmSync(`${stateFile}.ticket-keys`, { force: true });
+  say(`  manager: ${n} simulated workers`);
+  let manager = await BenchManager.start(certs, port, stateFile);
+  cleanups.push(() => manager.stop());
+  await sleep(1000);
+  const idleRss = rssBytes(manager.pid);
+  const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${port}/worker`, "manager", 0);
+  say(`  ${n} sessions opened in ${(openMs / 1000).toFixed(1)} s`);
+  // Every worker healthy, and the pace settled (it follows the fleet's size once a second).
+  await withDeadline(
+    "all workers healthy",
+    120_000,
+    (async () => {
+      for (;;) {
+        const counts = await manager.counts();
+        const s = await allStats(sims);
+        const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
+        if (counts.healthy === n && s.intervals[interval] === n) return;
+        await sleep(500);
+      }
+    })(),
+  );
+  const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
+  await sleep(Math.max(3000, 2 * interval));
+  say(`  steady state at a ${interval} ms interval; measuring CPU over ${opts.window} s`);
+  const steady = await steadyState(manager.pid, sims);
+
+  say(`  MCP latency: ${opts.calls} calls of each tool`);
+  const latency = async (name: string, args: Record<string, unknown>) => {
+    const ms: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < opts.calls; i++) {
+      const r = await manager.tool(name, args);
+      ms.push(r.ms);
+      bytes = JSON.stringify(r.result).length;
+    }
+    ms.sort((a, b) => a - b);
+    return { p50: percentile(ms, 50), p99: percentile(ms, 99), bytes };
+  };
+  const listWorkers = await latency("list_workers", {});
+  const allStatus = await latency("get_all_workers_status", { limit: 100 });
+
+  say(`  detection: ${KILLED_SAMPLES} killed, ${FROZEN_SAMPLES} frozen`);
+  const killed: number[] = [];
+  for (let i = 0; i < KILLED_SAMPLES; i++) {
+    const sim = sims[i % sims.length]!;
+    const index = Math.floor(i / sims.length) * 7 + 3;
+    const k = await sim.call<{ op: "killed"; id: string; at: number }>({ op: "kill", index });
+    const at = await manager.transitionTime(k.id, "unhealthy", 10_000);
+    killed.push(at - k.at);
+  }
+  const bound = interval * MISSED;
+  const frozen = await Promise.all(
+    Array.from({ length: FROZEN_SAMPLES }, async (_, i) => {
+      const sim = sims[i % sims.length]!;
+      const index = 100 + i * 11;
+      const f = await sim.call<{ op: "frozen"; id: string; lastHeartbeatAt: number }>({ op: "freeze", index });
+      const at = await manager.transitionTime(f.id, "unhealthy", bound + 10_000);
+      await sim.call({ op: "kill", index });
+      return at - f.lastHeartbeatAt;
+    }),
+  );
+  const alive = n - KILLED_SAMPLES - FROZEN_SAMPLES;
+
+  const storm = async (resume: boolean) => {
+    for (const s of sims) await s.call({ op: "resume-sessions", resume });
+    say(`  reconnect storm ${resume ? "with" : "without"} TLS session resumption: restarting the manager`);
+    await manager.stop();
+    manager = await BenchManager.start(certs, port, stateFile);
+    const back = await waitOpen(sims, alive, manager.listeningAt, 120_000);
+    const seconds = (back.lastWelcomeAt - manager.listeningAt) / 1000;
+    const summary = (await manager.tool("get_fleet_summary")).result.structuredContent as { connected: number; counts: Record<string, number> };
+    if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
+    say(`    all ${alive} back in ${seconds.toFixed(1)} s, ${back.resumed} resumed`);
+    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0 };
+  };
+  const stormResumed = await storm(true);
+  // Settle before the second storm, as a fleet would be between two restarts.
+  await sleep(Math.max(3000, 2 * interval));
+  const stormFull = await storm(false);
+  const rssAfterStorms = rssBytes(manager.pid);
+
+  for (const s of sims) await s.stop();
+  await manager.stop();
+  killed.sort((a, b) => a - b);
+  return {
+    idleRss,
+    ...steady,
+    rssPerWorker: (steady.rss - idleRss) / n,
+    rssAfterStorms,
+    openMs,
+    intervalMs: interval,
+    boundMs: bound,
+    paces: manager.paces,
+    listWorkers,
+    allStatus,
+    killedMs: killed,
+    frozenMs: frozen.sort((a, b) => a - b),
+    stormResumed,
+    stormFull,
+  };
+}
+
+async function main(): Promise<void> {
+  const limits = openFileLimits();
+  // Each server holds one descriptor per session plus its own few dozen; a simulator holds half the sessions.
+  const maxN = limits.hard - 500;
+  const sizes = [...new Set(opts.sizes.map((n) => Math.min(n, maxN)))];
+  if (sizes.some((n, i) => n !== opts.sizes[i])) say(`open-file hard limit is ${limits.hard}: sizes capped at ${maxN}`);
+  mkdirSync(opts.out, { recursive: true });
+  const certs = await ensureBenchCerts(join(opts.out, "fleet"), Math.max(...sizes), say);
+  const results: SizeResult[] = [];
+  for (const n of sizes) {
+    say(`N = ${n}`);
+    const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
+    const baseline = await runBaseline(n, certs, interval);
+    const manager = await runManager(n, certs, opts.out);
+    results.push({ n, baseline, manager });
+    await cleanup();
+  }
+  const machine = {
+    cpu: cpus()[0]?.model ?? "unknown",
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    openssl: process.versions.openssl,
+    openFileLimit: limits,
+  };
+  const table = renderTable(results, machine);
+  process.stdout.write(table + "\n");
+  const file = join(opts.out, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  const json = JSON.stringify({ date: new Date().toISOString(), machine, targets: TARGETS, settings: { baseIntervalMs: BASE_INTERVAL_MS, budget: BUDGET, missed: MISSED, windowS: opts.window, calls: opts.calls }, results }, null, 2);
+  writeFileSync(file, json);
+  writeFileSync(join(opts.out, "latest.json"), json);
+  say(`results written to ${file}`);
+}
+
+main()
+  .catch(async (err: unknown) => {
+    say(`failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());

@@ -1,0 +1,270 @@
+/**
+ * Fleet simulator: one child process of `npm run bench` playing many workers. Each simulated worker has its own
+ * certificate and holds one real mutual-TLS WebSocket speaking the real protocol (hello, welcome, heartbeats at the
+ * pace the manager sets, pings like the agent's link, full-jitter reconnects). Against the bare baseline server
+ * it sends the same hello and heartbeats at a fixed pace without waiting for a welcome.
+ *
+ * Driven by its parent over the IPC channel; every reply is one message. It never outlives its parent.
+ */
+import { readFileSync } from "node:fs";
+import { connect, createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
+import { WebSocket } from "ws";
+import { Backoff } from "../../src/worker/backoff.js";
+import type { SimCommand, SimReply, SimStats } from "./sim-protocol.js";
+
+const now = () => performance.timeOrigin + performance.now();
+
+let url = "";
+let mode: "manager" | "baseline" = "manager";
+let fixedIntervalMs = 5000;
+let resume = true;
+let stopping = false;
+const failures = new Map<string, number>();
+let heartbeatsSent = 0;
+
+function metrics(seq: number) {
+  // About the size and shape of a real summary (see src/protocol/metrics.ts): ~280 bytes of JSON with the frame.
+  return {
+    cpu: Math.round(Math.random() * 1000) / 10,
+    load1: Math.round(Math.random() * 400) / 100,
+    cores: 8,
+    mem: 30 + (seq % 40),
+    memTotal: 16_777_216_000,
+    swap: 0,
+    disk: { mount: "/", used: 41.5 },
+    battery: null,
+    net: { rx: 1200 + seq, tx: 800 + seq },
+    temp: 47.5,
+    uptime: 86_400 + seq * 5,
+    errors: [],
+  };
+}
+
+class SimWorker {
+  private ws: WebSocket | null = null;
+  private session: Buffer | undefined;
+  private hb: NodeJS.Timeout | null = null;
+  private ping: NodeJS.Timeout | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  private seq = 0;
+  private readonly backoff = new Backoff();
+  interval = 0;
+  welcomedAt = 0;
+  lastHeartbeatAt = 0;
+  resumed = false;
+  frozen = false;
+  killed = false;
+
+  constructor(
+    readonly id: string,
+    private readonly ctx: SecureContext,
+  ) {}
+
+  get open(): boolean {
+    return this.welcomedAt > 0 && this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  connect(onSettled?: () => void): void {
+    if (stopping || this.killed) return;
+    let settled = false;
+    const settle = () => {
+      if (!settled) {
+        settled = true;
+        onSettled?.();
+      }
+    };
+    this.welcomedAt = 0;
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      maxPayload: 64 * 1024,
+      handshakeTimeout: 20_000,
+      createConnection: (opts: { host?: string; port?: number | string }) => {
+        const socket: TLSSocket = connect({
+          host: opts.host,
+          port: Number(opts.port),
+          secureContext: this.ctx,
+          session: resume ? this.session : undefined,
+          // The simulator trusts the fleet CA (in its context); the manager-role check is the agent's, not under test.
+          checkServerIdentity: () => undefined,
+        });
+        socket.on("session", (s: Buffer) => (this.session = s));
+        socket.once("secureConnect", () => (this.resumed = socket.isSessionReused()));
+        return socket;
+      },
+    } as ConstructorParameters<typeof WebSocket>[2]);
+    this.ws = ws;
+    ws.on("open", () => {
+      ws.send(
+        JSON.stringify({
+          type: "hello",
+          protocol: 1,
+          id: this.id,
+          hostname: `${this.id}.sim`,
+          agentVersion: "0.1.0",
+          labels: { sim: "1" },
+          platform: { os: "linux", arch: "x64", release: "6.1.0" },
+        }),
+      );
+      if (mode === "baseline") this.welcomed(fixedIntervalMs, settle);
+    });
+    ws.on("message", (data) => {
+      if (mode === "baseline") return;
+      const msg = JSON.parse(String(data)) as { type: string; heartbeatIntervalMs?: number; id?: string | number };
+      if (msg.type === "welcome") this.welcomed(msg.heartbeatIntervalMs!, settle);
+      else if (msg.type === "settings" && msg.heartbeatIntervalMs !== this.interval) this.startHeartbeats(msg.heartbeatIntervalMs!);
+      else if (msg.type === "request") {
+        ws.send(JSON.stringify({ type: "response", id: msg.id, error: { code: "E_SIM", message: "simulated worker" } }));
+      }
+    });
+    ws.on("error", (err: Error & { code?: string }) => {
+      const key = err.code ?? err.message.slice(0, 60);
+      failures.set(key, (failures.get(key) ?? 0) + 1);
+    });
+    ws.on("close", () => {
+      this.stopTimers();
+      if (this.ws === ws) this.ws = null;
+      settle();
+      if (stopping || this.killed) return;
+      this.retry = setTimeout(() => this.connect(), this.backoff.next());
+    });
+  }
+
+  private welcomed(interval: number, settle: () => void): void {
+    this.welcomedAt = now();
+    this.backoff.reset();
+    this.startHeartbeats(interval);
+    // As the agent's link does: a ping every two intervals (at least 5 s) to notice a vanished manager.
+    const pingEvery = Math.max(5000, 2 * interval);
+    this.ping = setInterval(() => this.ws?.ping(), pingEvery);
+    settle();
+  }
+
+  private startHeartbeats(interval: number): void {
+    this.interval = interval;
+    if (this.hb) clearInterval(this.hb);
+    this.beat();
+    this.hb = setInterval(() => this.beat(), interval);
+  }
+
+  private beat(): void {
+    if (this.frozen || this.ws?.readyState !== WebSocket.OPEN) return;
+    this.ws.send(JSON.stringify({ type: "heartbeat", seq: this.seq++, metrics: metrics(this.seq) }));
+    this.lastHeartbeatAt = now();
+    heartbeatsSent++;
+  }
+
+  private stopTimers(): void {
+    if (this.hb) clearInterval(this.hb);
+    if (this.ping) clearInterval(this.ping);
+    this.hb = this.ping = null;
+  }
+
+  /** As a SIGKILL would: the socket is gone at once, with no close frame and no goodbye. */
+  kill(): number {
+    this.killed = true;
+    this.stopTimers();
+    const at = now();
+    (this.ws as unknown as { _socket?: TLSSocket })._socket?.destroy();
+    return at;
+  }
+
+  /** As a SIGSTOP would: the socket stays up, nothing more is sent. */
+  freeze(): number {
+    this.frozen = true;
+    if (this.ping) clearInterval(this.ping);
+    return this.lastHeartbeatAt;
+  }
+
+  forgetSession(): void {
+    this.session = undefined;
+  }
+
+  stop(): void {
+    this.stopTimers();
+    if (this.retry) clearTimeout(this.retry);
+    this.ws?.terminate();
+  }
+}
+
+let workers: SimWorker[] = [];
+
+function stats(since = 0): SimStats {
+  let open = 0;
+  let resumed = 0;
+  let lastWelcomeAt = 0;
+  const intervals = new Map<number, number>();
+  for (const w of workers) {
+    if (!w.open || w.welcomedAt < since) continue;
+    open++;
+    if (w.resumed) resumed++;
+    lastWelcomeAt = Math.max(lastWelcomeAt, w.welcomedAt);
+    intervals.set(w.interval, (intervals.get(w.interval) ?? 0) + 1);
+  }
+  return {
+    total: workers.length,
+    open,
+    resumed,
+    lastWelcomeAt,
+    heartbeatsSent,
+    intervals: Object.fromEntries(intervals),
+    failures: Object.fromEntries(failures),
+  };
+}
+
+/** Opens every connection with at most `concurrency` handshakes in flight: a rollout, not a storm. */
+async function openAll(concurrency: number): Promise<void> {
+  let next = 0;
+  await new Promise<void>((resolve) => {
+    let inFlight = 0;
+    const pump = () => {
+      while (inFlight < concurrency && next < workers.length) {
+        inFlight++;
+        workers[next++]!.connect(() => {
+          inFlight--;
+          if (next >= workers.length && inFlight === 0) resolve();
+          else pump();
+        });
+      }
+    };
+    pump();
+  });
+}
+
+function reply(message: SimReply): void {
+  process.send?.(message);
+}
+
+process.on("disconnect", () => process.exit(0));
+process.on("message", (raw) => {
+  const cmd = raw as SimCommand;
+  switch (cmd.op) {
+    case "start": {
+      url = cmd.url;
+      mode = cmd.mode;
+      fixedIntervalMs = cmd.intervalMs;
+      resume = cmd.resume;
+      const all = JSON.parse(readFileSync(cmd.certFile, "utf8")) as { ca: string; workers: Array<{ id: string; cert: string; key: string }> };
+      workers = all.workers
+        .slice(cmd.from, cmd.to)
+        .map((w) => new SimWorker(w.id, createSecureContext({ ca: all.ca, cert: w.cert, key: w.key, minVersion: "TLSv1.2" })));
+      const started = now();
+      void openAll(cmd.concurrency).then(() => reply({ op: "started", ms: now() - started, stats: stats() }));
+      return;
+    }
+    case "stats":
+      return reply({ op: "stats", stats: stats(cmd.since) });
+    case "kill":
+      return reply({ op: "killed", id: workers[cmd.index]!.id, at: workers[cmd.index]!.kill() });
+    case "freeze":
+      return reply({ op: "frozen", id: workers[cmd.index]!.id, lastHeartbeatAt: workers[cmd.index]!.freeze() });
+    case "resume-sessions":
+      resume = cmd.resume;
+      if (!resume) for (const w of workers) w.forgetSession();
+      return reply({ op: "ok" });
+    case "quit":
+      stopping = true;
+      for (const w of workers) w.stop();
+      return reply({ op: "ok" });
+  }
+});
+reply({ op: "ready" });
