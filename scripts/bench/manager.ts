@@ -24,6 +24,8 @@ export class BenchManager {
   connected = 0;
   resumed = 0;
   readonly paces: Array<{ to: number; connected: number }> = [];
+  /** Every transition seen: worker → [state, epoch ms]. A watcher set up after the fact still finds it. */
+  private readonly transitions = new Map<string, Array<{ to: string; time: number }>>();
   private watchers: Array<{ test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
   private listening!: Promise<void>;
 
@@ -32,15 +34,14 @@ export class BenchManager {
     private readonly transport: StdioClientTransport,
   ) {}
 
-  static async start(certs: BenchCerts, port: number, stateFile: string, extra: string[] = []): Promise<BenchManager> {
+  static async start(certs: BenchCerts, port: number, stateFile: string, nodeArgs: string[] = []): Promise<BenchManager> {
     const argv = [
-      process.execPath, CLI, "manager",
+      process.execPath, ...nodeArgs, CLI, "manager",
       "--ca", certs.ca, "--cert", certs.cert, "--key", certs.key,
       "--host", "127.0.0.1", "--port", String(port), "--no-mdns",
       "--state", stateFile,
       // The bench machine's own disk and memory are not what is measured.
       "--pressure-percent", "0",
-      ...extra,
     ];
     const { command, args } = raisedLimit(argv);
     const transport = new StdioClientTransport({ command, args, env: { ...process.env } as Record<string, string>, stderr: "pipe" });
@@ -64,6 +65,11 @@ export class BenchManager {
       return;
     }
     if (l.msg === "manager listening") this.listeningAt = l.time;
+    if (l.event === "transition") {
+      const list = this.transitions.get(l.worker as string) ?? [];
+      list.push({ to: l.to as string, time: l.time });
+      this.transitions.set(l.worker as string, list);
+    }
     if (l.msg === "worker connected") {
       this.connected++;
       if (l.resumed === true) this.resumed++;
@@ -81,12 +87,15 @@ export class BenchManager {
     return this.transport.pid!;
   }
 
-  /** The epoch time (ms) at which the manager logged `worker` entering `state`. */
-  transitionTime(worker: string, state: string, timeoutMs: number): Promise<number> {
+  /** The epoch time (ms) at which the manager logged `worker` entering `state`, at or after `after`. */
+  transitionTime(worker: string, state: string, after: number, timeoutMs: number): Promise<number> {
+    // The log has millisecond times; `after` may be a fraction later within the same millisecond.
+    const seen = this.transitions.get(worker)?.find((t) => t.to === state && t.time >= Math.floor(after));
+    if (seen) return Promise.resolve(seen.time);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${worker} did not become ${state} within ${timeoutMs} ms`)), timeoutMs);
       this.watchers.push({
-        test: (l) => l.event === "transition" && l.worker === worker && l.to === state,
+        test: (l) => l.event === "transition" && l.worker === worker && l.to === state && l.time >= Math.floor(after),
         resolve: (l) => {
           clearTimeout(timer);
           resolve(l.time);

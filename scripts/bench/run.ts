@@ -16,7 +16,7 @@ import { z } from "zod";
 import { pacedInterval } from "../../src/core/pace.js";
 import { ensureBenchCerts, type BenchCerts } from "./fleet-certs.js";
 import { BenchManager } from "./manager.js";
-import { cpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, sumStats } from "./procs.js";
+import { cpuSeconds, threadCpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, sumStats } from "./procs.js";
 import type { SimStats } from "./sim-protocol.js";
 import { percentile, renderTable, TARGETS, type SizeResult } from "./report.js";
 
@@ -29,6 +29,8 @@ const Options = z.object({
   window: z.coerce.number().min(3, "--window is at least 3 (seconds)").max(300),
   calls: z.coerce.number().int().min(10, "--calls is at least 10").max(10_000),
   out: z.string().min(1),
+  profile: z.string().min(1).optional(),
+  perf: z.boolean(),
 });
 
 const { values } = parseArgs({
@@ -37,16 +39,21 @@ const { values } = parseArgs({
     window: { type: "string", default: "15" },
     calls: { type: "string", default: "100" },
     out: { type: "string", default: "bench-results" },
+    profile: { type: "string" },
+    perf: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    "usage: npm run bench -- [--sizes 1000,10000] [--window 15] [--calls 100] [--out bench-results]\n" +
+    "usage: npm run bench -- [--sizes 1000,10000] [--window 15] [--calls 100] [--out bench-results] [--profile dir]\n" +
       "  --sizes   fleet sizes to measure (capped by the open-file hard limit)\n" +
       "  --window  seconds over which CPU per heartbeat is measured\n" +
       "  --calls   MCP calls per tool for the latency percentiles\n" +
-      "  --out     directory for the JSON results (and the cached bench certificates)\n",
+      "  --out     directory for the JSON results (and the cached bench certificates)\n" +
+      "  --profile directory for V8 CPU profiles of each manager run and a heap snapshot at steady state\n" +
+      "            (open both in Chrome DevTools; profiling slows the manager, so its figures are not comparable)\n" +
+      "  --perf    record the manager's steady state with Linux perf (cpu-clock, call graphs) into --out\n",
   );
   process.exit(0);
 }
@@ -56,6 +63,12 @@ if (!parsed.success) {
   process.exit(2);
 }
 const opts = parsed.data;
+// With --profile: a CPU profile of each manager process, and a heap snapshot of the first one at steady state.
+const managerNodeArgs = [
+  ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${opts.profile}`, "--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${opts.profile}`] : []),
+  // perf needs a map from JIT addresses to JavaScript function names.
+  ...(opts.perf ? ["--perf-basic-prof"] : []),
+];
 
 // The manager's defaults, which the bench runs at.
 const BASE_INTERVAL_MS = 1000;
@@ -125,8 +138,12 @@ async function allStats(sims: Simulator[], since?: number): Promise<SimStats> {
 }
 
 /** CPU seconds and heartbeats over a window of steady heartbeating; RSS sampled through it (median). */
-async function steadyState(pid: number, sims: Simulator[]): Promise<{ cpuPerHeartbeatUs: number; rss: number; heartbeats: number; cpuPercent: number }> {
+async function steadyState(
+  pid: number,
+  sims: Simulator[],
+): Promise<{ cpuPerHeartbeatUs: number; rss: number; heartbeats: number; cpuPercent: number; threadsUsPerHeartbeat: Record<string, number> }> {
   const s0 = await allStats(sims);
+  const th0 = threadCpuSeconds(pid);
   const c0 = cpuSeconds(pid);
   const t0 = epochNow();
   const rss: number[] = [];
@@ -135,14 +152,21 @@ async function steadyState(pid: number, sims: Simulator[]): Promise<{ cpuPerHear
     rss.push(rssBytes(pid));
   }
   const c1 = cpuSeconds(pid);
+  const th1 = threadCpuSeconds(pid);
   const s1 = await allStats(sims);
   const heartbeats = s1.heartbeatsSent - s0.heartbeatsSent;
+  const threadsUsPerHeartbeat = Object.fromEntries(
+    Object.entries(th1)
+      .map(([name, sec]) => [name, Math.round(((sec - (th0[name] ?? 0)) / heartbeats) * 1e7) / 10] as const)
+      .filter(([, us]) => us > 0),
+  );
   rss.sort((a, b) => a - b);
   return {
     cpuPerHeartbeatUs: ((c1 - c0) / heartbeats) * 1e6,
     rss: percentile(rss, 50),
     heartbeats,
     cpuPercent: ((c1 - c0) / ((epochNow() - t0) / 1000)) * 100,
+    threadsUsPerHeartbeat,
   };
 }
 
@@ -173,10 +197,14 @@ async function runBaseline(n: number, certs: BenchCerts, intervalMs: number): Pr
   return { idleRss, ...steady, rssPerWorker: (steady.rss - idleRss) / n, openMs };
 }
 
-async function waitOpen(sims: Simulator[], expected: number, since: number, deadlineMs: number): Promise<SimStats> {
+/** Waits until `expected` sessions are open again; `curve` gets the seconds after `since` at which 50/90/99% were. */
+async function waitOpen(sims: Simulator[], expected: number, since: number, deadlineMs: number, curve: Record<string, number> = {}): Promise<SimStats> {
   const end = epochNow() + deadlineMs;
   for (;;) {
     const s = await allStats(sims, since);
+    for (const p of [50, 90, 99]) {
+      if (curve[`p${p}`] === undefined && s.open >= (expected * p) / 100) curve[`p${p}`] = Math.round((epochNow() - since) / 100) / 10;
+    }
     if (s.open >= expected) return s;
     if (epochNow() > end) throw new Error(`only ${s.open} of ${expected} sessions back after ${deadlineMs / 1000} s (${JSON.stringify(s.failures)})`);
     await sleep(100);
@@ -189,7 +217,7 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
   rmSync(stateFile, { force: true });
   rmSync(`${stateFile}.ticket-keys`, { force: true });
   say(`  manager: ${n} simulated workers`);
-  let manager = await BenchManager.start(certs, port, stateFile);
+  let manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs);
   cleanups.push(() => manager.stop());
   await sleep(1000);
   const idleRss = rssBytes(manager.pid);
@@ -212,13 +240,24 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
   const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
   await sleep(Math.max(3000, 2 * interval));
   say(`  steady state at a ${interval} ms interval; measuring CPU over ${opts.window} s`);
+  const perf = opts.perf
+    ? spawn("perf", ["record", "-e", "cpu-clock", "-F", "499", "-g", "-p", String(manager.pid), "-o", join(opts.out, `perf-${n}.data`), "--", "sleep", String(opts.window)], {
+        stdio: "ignore",
+      })
+    : null;
   const steady = await steadyState(manager.pid, sims);
+  if (perf) await new Promise((resolve) => (perf.exitCode !== null ? resolve(null) : perf.once("exit", resolve)));
+  if (opts.profile) {
+    process.kill(manager.pid, "SIGUSR2");
+    say(`  heap snapshot requested (written to ${opts.profile})`);
+    await sleep(Math.max(5000, n));
+  }
 
-  say(`  MCP latency: ${opts.calls} calls of each tool`);
-  const latency = async (name: string, args: Record<string, unknown>) => {
+  say(`  MCP latency`);
+  const latency = async (name: string, args: Record<string, unknown>, calls: number) => {
     const ms: number[] = [];
     let bytes = 0;
-    for (let i = 0; i < opts.calls; i++) {
+    for (let i = 0; i < calls; i++) {
       const r = await manager.tool(name, args);
       ms.push(r.ms);
       bytes = JSON.stringify(r.result).length;
@@ -226,8 +265,10 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
     ms.sort((a, b) => a - b);
     return { p50: percentile(ms, 50), p99: percentile(ms, 99), bytes };
   };
-  const listWorkers = await latency("list_workers", {});
-  const allStatus = await latency("get_all_workers_status", { limit: 100 });
+  // list_workers answers with every worker (megabytes at 10,000): fewer calls, so the run stays short.
+  const listCalls = Math.min(opts.calls, 20);
+  const listWorkers = await latency("list_workers", {}, listCalls);
+  const allStatus = await latency("get_all_workers_status", { limit: 100 }, opts.calls);
 
   say(`  detection: ${KILLED_SAMPLES} killed, ${FROZEN_SAMPLES} frozen`);
   const killed: number[] = [];
@@ -235,7 +276,7 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
     const sim = sims[i % sims.length]!;
     const index = Math.floor(i / sims.length) * 7 + 3;
     const k = await sim.call<{ op: "killed"; id: string; at: number }>({ op: "kill", index });
-    const at = await manager.transitionTime(k.id, "unhealthy", 10_000);
+    const at = await manager.transitionTime(k.id, "unhealthy", k.at, 10_000);
     killed.push(at - k.at);
   }
   const bound = interval * MISSED;
@@ -244,7 +285,7 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
       const sim = sims[i % sims.length]!;
       const index = 100 + i * 11;
       const f = await sim.call<{ op: "frozen"; id: string; lastHeartbeatAt: number }>({ op: "freeze", index });
-      const at = await manager.transitionTime(f.id, "unhealthy", bound + 10_000);
+      const at = await manager.transitionTime(f.id, "unhealthy", f.lastHeartbeatAt, bound + 10_000);
       await sim.call({ op: "kill", index });
       return at - f.lastHeartbeatAt;
     }),
@@ -254,14 +295,23 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
   const storm = async (resume: boolean) => {
     for (const s of sims) await s.call({ op: "resume-sessions", resume });
     say(`  reconnect storm ${resume ? "with" : "without"} TLS session resumption: restarting the manager`);
+    const before = await allStats(sims);
     await manager.stop();
-    manager = await BenchManager.start(certs, port, stateFile);
-    const back = await waitOpen(sims, alive, manager.listeningAt, 120_000);
+    manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs);
+    const cpu0 = cpuSeconds(manager.pid);
+    const curve: Record<string, number> = {};
+    const back = await waitOpen(sims, alive, manager.listeningAt, 120_000, curve);
+    const managerCpuS = cpuSeconds(manager.pid) - cpu0;
     const seconds = (back.lastWelcomeAt - manager.listeningAt) / 1000;
+    const failures = Object.fromEntries(
+      Object.entries(back.failures)
+        .map(([k, v]) => [k, v - (before.failures[k] ?? 0)] as const)
+        .filter(([, v]) => v > 0),
+    );
     const summary = (await manager.tool("get_fleet_summary")).result.structuredContent as { connected: number; counts: Record<string, number> };
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
-    say(`    all ${alive} back in ${seconds.toFixed(1)} s, ${back.resumed} resumed`);
-    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0 };
+    say(`    all ${alive} back in ${seconds.toFixed(1)} s (${JSON.stringify(curve)}), ${back.resumed} resumed, manager CPU ${managerCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(failures)}`);
+    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0, curve, managerCpuS, failures };
   };
   const stormResumed = await storm(true);
   // Settle before the second storm, as a fleet would be between two restarts.
@@ -281,8 +331,8 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
     intervalMs: interval,
     boundMs: bound,
     paces: manager.paces,
-    listWorkers,
-    allStatus,
+    listWorkers: { ...listWorkers, calls: listCalls },
+    allStatus: { ...allStatus, calls: opts.calls },
     killedMs: killed,
     frozenMs: frozen.sort((a, b) => a - b),
     stormResumed,

@@ -1,6 +1,6 @@
 import type { Clock } from "./clock.js";
 import { History } from "./history.js";
-import { assessConnected, sameReasons, type HealthPolicy, type HealthState, type Reason } from "./health.js";
+import { assessConnected, missedBoundMs, sameReasons, type HealthPolicy, type HealthState, type Reason } from "./health.js";
 import type { Labels } from "../protocol/messages.js";
 import type { MetricsSummary } from "../protocol/metrics.js";
 
@@ -86,7 +86,19 @@ interface WorkerRecord {
   /** When a session of this id was replaced by a newer one while still open, and from where the sessions came. */
   replacements: number[];
   replacingAddresses: string[];
+  /** What silence meant at the last assessment: see `silenceClass`. */
+  silence: SilenceClass;
 }
+
+/** 0: heard from recently; 1: a heartbeat late; 2: past the unhealthy bound. */
+type SilenceClass = 0 | 1 | 2;
+
+/**
+ * Everything but silence (flapping and duplicate windows, certificate expiry) changes slowly: all connected
+ * workers are fully re-assessed this often, and in between a tick only compares each one's silence with its
+ * two thresholds. With 10,000 workers that turns 100,000 assessments a second into 10,000.
+ */
+const FULL_CHECK_MS = 1000;
 
 export interface RegistryOptions {
   clock: Clock;
@@ -108,6 +120,7 @@ export class Registry {
   private policy: HealthPolicy;
   private eventSeq = 0;
   private lastTick: number;
+  private lastFullCheck = -Infinity;
 
   constructor(private readonly options: RegistryOptions) {
     this.clock = options.clock;
@@ -151,6 +164,7 @@ export class Registry {
         restored: false,
         replacements: [],
         replacingAddresses: [],
+        silence: 0,
       };
       this.workers.set(info.id, rec);
     }
@@ -221,9 +235,12 @@ export class Registry {
       for (const rec of this.workers.values()) if (rec.sessionId) rec.graceFrom = now;
       this.options.onStall?.(gap);
     }
+    const full = stalledMs !== null || now - this.lastFullCheck >= FULL_CHECK_MS;
+    if (full) this.lastFullCheck = now;
     for (const rec of this.workers.values()) {
-      if (rec.sessionId) this.reassess(rec);
-      else if (rec.restored && now >= rec.graceFrom) this.expireRestored(rec);
+      if (rec.sessionId) {
+        if (full || this.silenceClass(rec, now) !== rec.silence) this.reassess(rec);
+      } else if (rec.restored && now >= rec.graceFrom) this.expireRestored(rec);
     }
     return { stalledMs };
   }
@@ -263,6 +280,7 @@ export class Registry {
         restored: true,
         replacements: [],
         replacingAddresses: [],
+        silence: 0,
       });
     }
     for (const e of snapshot.events) this.history.push(e);
@@ -290,6 +308,7 @@ export class Registry {
   /** Change the heartbeat interval or thresholds; the deadlines follow at the next tick. */
   setPolicy(policy: HealthPolicy): void {
     this.policy = policy;
+    this.lastFullCheck = -Infinity;
   }
 
   get(id: string): WorkerView | undefined {
@@ -303,6 +322,13 @@ export class Registry {
 
   get size(): number {
     return this.workers.size;
+  }
+
+  /** Workers connected now, plus those restored after a restart that are still expected back within the grace. */
+  expectedSessions(): number {
+    let n = 0;
+    for (const rec of this.workers.values()) if (rec.sessionId !== null || rec.restored) n++;
+    return n;
   }
 
   isConnected(id: string, sessionId: string): boolean {
@@ -353,8 +379,16 @@ export class Registry {
     this.transition(rec, state, reasons);
   }
 
+  /** The same thresholds `assessConnected` applies to silence, without building anything. */
+  private silenceClass(rec: WorkerRecord, now: number): SilenceClass {
+    const silence = now - Math.max(rec.lastBeat, rec.graceFrom);
+    if (silence > missedBoundMs(this.policy)) return 2;
+    return silence > 2 * this.policy.heartbeatIntervalMs ? 1 : 0;
+  }
+
   private assess(rec: WorkerRecord): { state: HealthState; reasons: Reason[] } {
     const now = this.clock.monotonic();
+    rec.silence = this.silenceClass(rec, now);
     return assessConnected(
       {
         silenceMs: now - Math.max(rec.lastBeat, rec.graceFrom),

@@ -55,6 +55,7 @@ export const DEFAULT_RESTART_GRACE_MS = 30_000;
 
 // The registry's deadlines are checked this often; detection of a silent worker is late by at most this much.
 const TICK_MS = 100;
+const LISTEN_BACKLOG = 4096;
 
 export interface Manager {
   readonly registry: Registry;
@@ -122,8 +123,16 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
 
   const limits: SessionLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const throttle = new LogThrottle(log);
+  // A restarted manager paces for the fleet it expects back, so the first of 10,000 returning workers are not
+  // welcomed at the base interval and then slowed down one step at a time while the rest still reconnect.
+  const paceFor = (connected: number) =>
+    pacedInterval({ baseMs: options.heartbeatIntervalMs, budgetPerSecond: options.heartbeatBudget ?? 0, connected });
   /** The interval workers are told to keep; the health bound follows it (see repace). */
-  let paceTarget = options.heartbeatIntervalMs;
+  let paceTarget = paceFor(registry.expectedSessions());
+  if (paceTarget !== options.heartbeatIntervalMs) {
+    registry.setPolicy({ ...registry.healthPolicy, heartbeatIntervalMs: paceTarget });
+    log.info({ to: paceTarget, expected: registry.expectedSessions() }, "heartbeat interval set for the fleet expected back");
+  }
   const byWorker = new Map<string, WorkerSession>();
   const all = new Set<WorkerSession>();
   const context = {
@@ -246,14 +255,10 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     // Compared with what the workers were told, not with the health bound: while a shortening is pending the
     // bound is still the older, longer interval.
     const current = paceTarget;
-    const desired = pacedInterval({
-      baseMs: options.heartbeatIntervalMs,
-      budgetPerSecond: options.heartbeatBudget ?? 0,
-      connected: byWorker.size,
-    });
+    const desired = paceFor(registry.expectedSessions());
     if (!shouldRepace(current, desired)) return;
     if (tighten) clearTimeout(tighten);
-    log.info({ from: current, to: desired, connected: byWorker.size }, "heartbeat interval changed");
+    log.info({ from: current, to: desired, connected: byWorker.size, expected: registry.expectedSessions() }, "heartbeat interval changed");
     if (desired > current) registry.setPolicy({ ...registry.healthPolicy, heartbeatIntervalMs: desired });
     else tighten = setTimeout(() => registry.setPolicy({ ...registry.healthPolicy, heartbeatIntervalMs: desired }), 2 * current);
     for (const s of all) s.pace(desired);
@@ -262,10 +267,10 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
 
   const tick = setInterval(() => {
     registry.tick();
-    if (options.heartbeatBudget && performance.now() - lastPaced >= 1000) {
-      lastPaced = performance.now();
-      repace();
-    }
+    // Slow chores, once a second: with 10,000 workers each is a walk over all of them.
+    if (performance.now() - lastPaced < 1000) return;
+    lastPaced = performance.now();
+    if (options.heartbeatBudget) repace();
     // A socket silent for ten times the unhealthy bound is half-open or wedged: free it.
     for (const { id, sessionId } of registry.silentSessions(10 * missedBoundMs(registry.healthPolicy))) {
       const session = byWorker.get(id);
@@ -275,7 +280,9 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host, () => {
+    // Node's default backlog of 511 overflows when thousands of workers reconnect at once: dropped SYNs are
+    // retried only after 1 s, 3 s, 7 s. The kernel caps this at net.core.somaxconn (4096 on current Linux).
+    server.listen(options.port, options.host, LISTEN_BACKLOG, () => {
       server.off("error", reject);
       resolve();
     });
