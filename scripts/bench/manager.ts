@@ -24,6 +24,8 @@ export class BenchManager {
   connected = 0;
   resumed = 0;
   readonly paces: Array<{ to: number; connected: number }> = [];
+  /** Warnings by kind (the throttle's kind, or the message), counting those it suppressed. */
+  readonly warnings: Record<string, number> = {};
   /** Every transition seen: worker → [state, epoch ms]. A watcher set up after the fact still finds it. */
   private readonly transitions = new Map<string, Array<{ to: string; time: number }>>();
   private watchers: Array<{ test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
@@ -75,7 +77,12 @@ export class BenchManager {
       if (l.resumed === true) this.resumed++;
     }
     if (l.msg === "heartbeat interval changed") this.paces.push({ to: Number(l.to), connected: Number(l.connected) });
-    if ((l.level as number) >= 50) process.stderr.write(`manager error: ${text}\n`);
+    if (l.level === "error" || l.level === "fatal") process.stderr.write(`manager error: ${text}\n`);
+    if (l.level === "warn") {
+      const suppressed = l.msg === "suppressed similar warnings";
+      const key = suppressed ? String(l.kind) : String(l.msg);
+      this.warnings[key] = (this.warnings[key] ?? 0) + (suppressed ? Number(l.suppressed) : 1);
+    }
     this.watchers = this.watchers.filter((w) => {
       if (!w.test(l)) return true;
       w.resolve(l);

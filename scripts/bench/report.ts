@@ -24,6 +24,8 @@ interface Storm {
   managerCpuS: number;
   /** Failed connection attempts during the storm, by error code. */
   failures: Record<string, number>;
+  /** The manager's warnings during the storm, by kind. */
+  warnings: Record<string, number>;
   resumed: number;
   sessions: number;
   healthy: number;

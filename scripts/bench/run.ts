@@ -310,8 +310,10 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
     );
     const summary = (await manager.tool("get_fleet_summary")).result.structuredContent as { connected: number; counts: Record<string, number> };
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
+    const warnings = { ...manager.warnings };
+    say(`    manager warnings: ${JSON.stringify(warnings)}`);
     say(`    all ${alive} back in ${seconds.toFixed(1)} s (${JSON.stringify(curve)}), ${back.resumed} resumed, manager CPU ${managerCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(failures)}`);
-    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0, curve, managerCpuS, failures };
+    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0, curve, managerCpuS, failures, warnings };
   };
   const stormResumed = await storm(true);
   // Settle before the second storm, as a fleet would be between two restarts.

@@ -88,17 +88,26 @@ interface WorkerRecord {
   replacingAddresses: string[];
   /** What silence meant at the last assessment: see `silenceClass`. */
   silence: SilenceClass;
+  /** The deadline bucket this record was last filed in; entries in other buckets are stale. */
+  dueBucket: number;
 }
 
 /** 0: heard from recently; 1: a heartbeat late; 2: past the unhealthy bound. */
 type SilenceClass = 0 | 1 | 2;
 
 /**
- * Everything but silence (flapping and duplicate windows, certificate expiry) changes slowly: all connected
- * workers are fully re-assessed this often, and in between a tick only compares each one's silence with its
- * two thresholds. With 10,000 workers that turns 100,000 assessments a second into 10,000.
+ * Silence is the only reason that changes by itself between heartbeats, at two known moments: a heartbeat late,
+ * and past the unhealthy bound. Each connected worker is filed under the next of those moments, in buckets of
+ * this width; a tick looks only at the buckets that came due. Walking all 10,000 workers every 100 ms instead
+ * cost a tenth of a core on this project's 2-core machine: a record is a cache miss, not a few nanoseconds.
  */
-const FULL_CHECK_MS = 1000;
+const BUCKET_MS = 100;
+
+/**
+ * Everything else that ages (flapping and duplicate windows, certificate expiry) moves in minutes or days: every
+ * connected worker is fully re-assessed this often.
+ */
+const FULL_CHECK_MS = 5000;
 
 export interface RegistryOptions {
   clock: Clock;
@@ -121,6 +130,8 @@ export class Registry {
   private eventSeq = 0;
   private lastTick: number;
   private lastFullCheck = -Infinity;
+  /** Deadline bucket → workers filed there (see BUCKET_MS). */
+  private readonly due = new Map<number, WorkerRecord[]>();
 
   constructor(private readonly options: RegistryOptions) {
     this.clock = options.clock;
@@ -165,6 +176,7 @@ export class Registry {
         replacements: [],
         replacingAddresses: [],
         silence: 0,
+        dueBucket: -1,
       };
       this.workers.set(info.id, rec);
     }
@@ -235,12 +247,23 @@ export class Registry {
       for (const rec of this.workers.values()) if (rec.sessionId) rec.graceFrom = now;
       this.options.onStall?.(gap);
     }
-    const full = stalledMs !== null || now - this.lastFullCheck >= FULL_CHECK_MS;
-    if (full) this.lastFullCheck = now;
-    for (const rec of this.workers.values()) {
-      if (rec.sessionId) {
-        if (full || this.silenceClass(rec, now) !== rec.silence) this.reassess(rec);
-      } else if (rec.restored && now >= rec.graceFrom) this.expireRestored(rec);
+    if (stalledMs !== null || now - this.lastFullCheck >= FULL_CHECK_MS) {
+      this.lastFullCheck = now;
+      for (const rec of this.workers.values()) {
+        if (rec.sessionId) this.reassess(rec);
+        else if (rec.restored && now >= rec.graceFrom) this.expireRestored(rec);
+      }
+      return { stalledMs };
+    }
+    const upTo = Math.floor(now / BUCKET_MS);
+    for (const [bucket, list] of this.due) {
+      if (bucket > upTo) continue;
+      this.due.delete(bucket);
+      for (const rec of list) {
+        if (rec.dueBucket !== bucket || !rec.sessionId) continue;
+        if (this.silenceClass(rec, now) !== rec.silence) this.reassess(rec);
+        else this.fileDue(rec, now);
+      }
     }
     return { stalledMs };
   }
@@ -281,6 +304,7 @@ export class Registry {
         replacements: [],
         replacingAddresses: [],
         silence: 0,
+        dueBucket: -1,
       });
     }
     for (const e of snapshot.events) this.history.push(e);
@@ -379,6 +403,23 @@ export class Registry {
     this.transition(rec, state, reasons);
   }
 
+  /** Files a connected worker under the next moment its silence would change what it means. */
+  private fileDue(rec: WorkerRecord, now: number): void {
+    if (rec.silence === 2) {
+      rec.dueBucket = -1;
+      return;
+    }
+    const base = Math.max(rec.lastBeat, rec.graceFrom);
+    const at = base + (rec.silence === 0 ? 2 * this.policy.heartbeatIntervalMs : missedBoundMs(this.policy));
+    // Strictly after the threshold, and never in a bucket already being worked through.
+    const bucket = Math.max(Math.floor(at / BUCKET_MS) + 1, Math.floor(now / BUCKET_MS) + 1);
+    if (rec.dueBucket === bucket) return;
+    rec.dueBucket = bucket;
+    let list = this.due.get(bucket);
+    if (!list) this.due.set(bucket, (list = []));
+    list.push(rec);
+  }
+
   /** The same thresholds `assessConnected` applies to silence, without building anything. */
   private silenceClass(rec: WorkerRecord, now: number): SilenceClass {
     const silence = now - Math.max(rec.lastBeat, rec.graceFrom);
@@ -389,6 +430,7 @@ export class Registry {
   private assess(rec: WorkerRecord): { state: HealthState; reasons: Reason[] } {
     const now = this.clock.monotonic();
     rec.silence = this.silenceClass(rec, now);
+    if (rec.sessionId) this.fileDue(rec, now);
     return assessConnected(
       {
         silenceMs: now - Math.max(rec.lastBeat, rec.graceFrom),

@@ -332,3 +332,30 @@ describe("registry persistence across manager restarts", () => {
     assert.equal(after.state("up"), "healthy");
   });
 });
+
+describe("registry deadlines between full checks", () => {
+  it("a silent worker among many beating ones turns degraded and unhealthy on the first 100 ms tick past each bound", () => {
+    const clock = new FakeClock();
+    const events: HealthEvent[] = [];
+    const r = new Registry({ clock, policy, onEvent: (e) => events.push(e) });
+    for (let i = 0; i < 50; i++) r.sessionOpened(session(`w${i}`, `s${i}`));
+    r.tick();
+    events.length = 0;
+    const seen: Array<{ at: number; to: HealthState }> = [];
+    for (let t = 100; t <= 4000; t += 100) {
+      clock.advance(100);
+      // Everyone but w7 beats once a second, at staggered moments.
+      for (let i = 0; i < 50; i++) if (i !== 7 && (t / 100) % 10 === i % 10) r.heartbeat(`w${i}`, `s${i}`, t, EMPTY_METRICS);
+      r.tick();
+      for (const e of events.splice(0)) {
+        assert.equal(e.worker, "w7", `only the silent worker changes (${e.worker} → ${e.to} at ${t})`);
+        seen.push({ at: t, to: e.to });
+      }
+    }
+    // Late is past 2 intervals (2000 ms), unhealthy past 3 (3000 ms); both before the 5 s full check.
+    assert.deepEqual(seen, [
+      { at: 2100, to: "degraded" },
+      { at: 3100, to: "unhealthy" },
+    ]);
+  });
+});
