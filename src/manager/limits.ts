@@ -9,12 +9,6 @@ export interface SessionLimits {
   messageBurst: number;
   /** Sessions open at once. */
   maxSessions: number;
-  /**
-   * Connections accepted but not yet sessions (in the TLS handshake or before hello). Past this, new connections
-   * are closed at accept, before any cryptography: in a reconnect storm, a queue of half-done handshakes that
-   * outlive the handshake timeout would waste the work already done on them.
-   */
-  pendingConnections: number;
   /** Bytes queued towards a peer that does not read before its session is closed. */
   sendBufferBytes: number;
 }
@@ -26,8 +20,6 @@ export const DEFAULT_LIMITS: SessionLimits = {
   messagesPerSecond: 50,
   messageBurst: 200,
   maxSessions: 20_000,
-  // About one second of full handshakes on a 2-core machine: well inside the 5 s handshake timeout.
-  pendingConnections: 512,
   sendBufferBytes: 1024 * 1024,
 };
 

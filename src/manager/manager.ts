@@ -150,13 +150,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     onEnded: (s: WorkerSession) => {
       all.delete(s);
       if (byWorker.get(s.workerId) === s) byWorker.delete(s.workerId);
-      admit();
     },
-  };
-  // Node closes a connection at accept once it holds maxConnections; moving that to "sessions + the pending
-  // allowance" caps the connections that are not sessions yet, at no cost per connection.
-  const admit = () => {
-    server.maxConnections = all.size + limits.pendingConnections;
   };
 
   const ticketFile = options.stateFile ? ticketKeyPath(options.stateFile) : null;
@@ -196,10 +190,6 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     });
   });
 
-  admit();
-  server.on("drop", (data?: { remoteAddress?: string }) =>
-    throttle.warn("busy", { address: data?.remoteAddress, pending: limits.pendingConnections }, "connection turned away: too many handshakes in progress"),
-  );
   gateUnauthorized(server, ({ address, reason, subject }) =>
     throttle.warn("tls-refused", { address, reason, subject }, "TLS client refused: certificate not accepted"),
   );
@@ -253,7 +243,6 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         return;
       }
       all.add(new WorkerSession(ws, id, cert, address, socket.isSessionReused(), context));
-      admit();
     });
   });
 

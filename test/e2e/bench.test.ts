@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { tempDir } from "../helpers/fleet.js";
+
+const RUN = fileURLToPath(new URL("../../scripts/bench/run.ts", import.meta.url));
+
+/** The benchmark at a small size: it runs end to end, and what it reports is consistent with what it did. */
+describe("npm run bench (small)", () => {
+  let cleanup: () => Promise<void> = async () => {};
+  after(() => cleanup());
+
+  it("measures a 200-worker fleet against the baseline and writes a table and JSON", { timeout: 240_000 }, async () => {
+    const tmp = await tempDir("bench");
+    cleanup = tmp.cleanup;
+    const child = spawn(process.execPath, ["--import", "tsx", RUN, "--sizes", "200", "--window", "3", "--calls", "10", "--out", tmp.path], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /\| CPU ratio manager \/ baseline \| \d+\.\d+× \|/);
+    const out = JSON.parse(readFileSync(join(tmp.path, "latest.json"), "utf8")) as {
+      results: Array<{
+        n: number;
+        baseline: { cpuPerHeartbeatUs: number; rssPerWorker: number };
+        manager: {
+          cpuPerHeartbeatUs: number;
+          killedMs: number[];
+          frozenMs: number[];
+          boundMs: number;
+          stormResumed: { sessions: number; resumed: number; seconds: number };
+          stormFull: { sessions: number; resumed: number };
+          allStatus: { p50: number };
+        };
+      }>;
+    };
+    const r = out.results[0]!;
+    assert.equal(r.n, 200);
+    assert.ok(r.baseline.cpuPerHeartbeatUs > 0 && r.manager.cpuPerHeartbeatUs > 0, "both servers did measurable work");
+    assert.ok(r.baseline.rssPerWorker > 0, "connections cost the baseline memory");
+    for (const ms of r.manager.killedMs) assert.ok(ms >= 0 && ms < 1000, `killed worker seen in ${ms} ms`);
+    for (const ms of r.manager.frozenMs) assert.ok(ms >= r.manager.boundMs && ms < r.manager.boundMs + 1500, `frozen worker seen after ${ms} ms`);
+    assert.equal(r.manager.stormResumed.sessions, 192, "every live simulated worker came back");
+    assert.equal(r.manager.stormResumed.resumed, 192, "the restarted manager resumed every TLS session with its kept ticket keys");
+    assert.equal(r.manager.stormFull.resumed, 0, "without offered sessions, full handshakes");
+    assert.ok(r.manager.allStatus.p50 > 0);
+  });
+});
