@@ -277,7 +277,8 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
     const index = Math.floor(i / sims.length) * 7 + 3;
     const k = await sim.call<{ op: "killed"; id: string; at: number }>({ op: "kill", index });
     const at = await manager.transitionTime(k.id, "unhealthy", k.at, 10_000);
-    killed.push(at - k.at);
+    // The log's times are whole milliseconds: compare at that resolution, so a fast detection is never negative.
+    killed.push(at - Math.floor(k.at));
   }
   const bound = interval * MISSED;
   const frozen = await Promise.all(
@@ -287,7 +288,7 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
       const f = await sim.call<{ op: "frozen"; id: string; lastHeartbeatAt: number }>({ op: "freeze", index });
       const at = await manager.transitionTime(f.id, "unhealthy", f.lastHeartbeatAt, bound + 10_000);
       await sim.call({ op: "kill", index });
-      return at - f.lastHeartbeatAt;
+      return at - Math.floor(f.lastHeartbeatAt);
     }),
   );
   const alive = n - KILLED_SAMPLES - FROZEN_SAMPLES;
