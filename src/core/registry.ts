@@ -130,6 +130,8 @@ export class Registry {
   private eventSeq = 0;
   private lastTick: number;
   private lastFullCheck = -Infinity;
+  /** Restored workers that may still be waiting for their grace period to end (an upper bound). */
+  private restoredPending = 0;
   /** Deadline bucket → workers filed there (see BUCKET_MS). */
   private readonly due = new Map<number, WorkerRecord[]>();
 
@@ -255,6 +257,16 @@ export class Registry {
       }
       return { stalledMs };
     }
+    // Restored workers wait for their grace period to end; only after a restart, and only until then.
+    if (this.restoredPending > 0) {
+      let pending = 0;
+      for (const rec of this.workers.values()) {
+        if (!rec.restored || rec.sessionId) continue;
+        if (now >= rec.graceFrom) this.expireRestored(rec);
+        else pending++;
+      }
+      this.restoredPending = pending;
+    }
     const upTo = Math.floor(now / BUCKET_MS);
     for (const [bucket, list] of this.due) {
       if (bucket > upTo) continue;
@@ -307,6 +319,7 @@ export class Registry {
         dueBucket: -1,
       });
     }
+    this.restoredPending = this.workers.size;
     for (const e of snapshot.events) this.history.push(e);
     this.eventSeq = Math.max(this.eventSeq, ...snapshot.events.map((e) => e.seq));
   }
