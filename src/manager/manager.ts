@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -21,7 +20,7 @@ import { gateUnauthorized, loadTlsMaterial, managerServerOptions, peerCertificat
 import { DEFAULT_LIMITS, type SessionLimits } from "./limits.js";
 import { LogThrottle } from "../log-throttle.js";
 import { StateKeeper } from "./persistence.js";
-import { loadTicketKeys, saveTicketKeys, TICKET_LIFETIME_MS, ticketKeyPath } from "./ticket-keys.js";
+import { loadTicketKeys, newTicketKeys, TICKET_LIFETIME_MS, ticketKeyPath } from "./ticket-keys.js";
 import { Revocations } from "./revocation.js";
 import { WorkerSession } from "./session.js";
 
@@ -154,15 +153,13 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   };
 
   const ticketFile = options.stateFile ? ticketKeyPath(options.stateFile) : null;
-  const ticketKeys = ticketFile ? loadTicketKeys(ticketFile, log) : randomBytes(48);
+  const ticketKeys = ticketFile ? loadTicketKeys(ticketFile, log) : newTicketKeys(null, log);
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   const revocations = options.tls.crl
     ? new Revocations(options.tls.crl, material.ca, log, ({ pem, revoked }) => {
         // New handshakes check the new list; new ticket keys end resumption, which would skip the check.
         server.setSecureContext({ ...managerServerOptions(material), crl: pem });
-        const keys = randomBytes(48);
-        server.setTicketKeys(keys);
-        if (ticketFile) saveTicketKeys(ticketFile, keys, log);
+        server.setTicketKeys(newTicketKeys(ticketFile, log));
         for (const s of all) {
           if (revoked.has(s.serialNumber)) s.close(CloseCode.REVOKED, `serial ${s.serialNumber}`);
         }

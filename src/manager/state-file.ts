@@ -1,10 +1,10 @@
-import { mkdirSync, openSync, fsyncSync, closeSync, readFileSync, renameSync, writeSync, existsSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, readFileSync, renameSync } from "node:fs";
 import { z } from "zod";
 import { HEALTH_STATES } from "../core/health.js";
 import type { RegistrySnapshot } from "../core/registry.js";
 import { errorMessage } from "../errors.js";
 import { Labels } from "../protocol/messages.js";
+import { writePrivateFileAtomic } from "./private-file.js";
 
 const STATE_VERSION = 1;
 
@@ -69,17 +69,7 @@ export function loadState(path: string, now = new Date()): LoadResult {
   return { kind: "corrupt", error, movedTo };
 }
 
-/** Writes atomically: a crash leaves either the old file or the new one, never half of one. */
+/** Writes atomically and privately (see writePrivateFileAtomic). */
 export function saveState(path: string, snapshot: RegistrySnapshot, now = new Date()): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const body = JSON.stringify({ version: STATE_VERSION, savedAt: now.toISOString(), ...snapshot });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, "w", 0o600);
-  try {
-    writeSync(fd, body);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writePrivateFileAtomic(path, JSON.stringify({ version: STATE_VERSION, savedAt: now.toISOString(), ...snapshot }));
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync, statSync } from "node:fs";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import { writePrivateFileAtomic } from "./private-file.js";
 
 /** Node's ticket keys: 16 bytes of name, 16 of HMAC secret, 16 of AES key. */
 export const TICKET_KEY_BYTES = 48;
@@ -36,24 +36,20 @@ export function loadTicketKeys(path: string, log: Logger, now = Date.now()): Buf
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") log.warn({ file: path, err: errorMessage(err) }, "cannot read TLS ticket keys; making new ones");
   }
+  return newTicketKeys(path, log);
+}
+
+/** Fresh random keys, saved to `path` if there is one (a manager without a state file keeps them in memory). */
+export function newTicketKeys(path: string | null, log: Logger): Buffer {
   const keys = randomBytes(TICKET_KEY_BYTES);
-  saveTicketKeys(path, keys, log);
+  if (path) saveTicketKeys(path, keys, log);
   return keys;
 }
 
-/** Atomic and mode 0600: whoever reads these keys can read resumed sessions' secrets. */
-export function saveTicketKeys(path: string, keys: Buffer, log: Logger): void {
+/** Private and atomic: whoever reads these keys can read resumed sessions' secrets. */
+function saveTicketKeys(path: string, keys: Buffer, log: Logger): void {
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${process.pid}.tmp`;
-    const fd = openSync(tmp, "w", 0o600);
-    try {
-      writeSync(fd, keys);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writePrivateFileAtomic(path, keys);
   } catch (err) {
     // Without the file a restart costs full handshakes, nothing worse.
     log.warn({ file: path, err: errorMessage(err) }, "cannot save TLS ticket keys; a restarted manager will not resume sessions");
