@@ -58,6 +58,11 @@ export function missedBoundMs(policy: HealthPolicy): number {
   return policy.heartbeatIntervalMs * policy.missedHeartbeats;
 }
 
+/** A heartbeat is late (degraded) past this much silence: one whole beat missing; jitter within one is not. */
+export function lateBoundMs(policy: HealthPolicy): number {
+  return 2 * policy.heartbeatIntervalMs;
+}
+
 /** What is known about a connected worker at one instant. */
 export interface ConnectedFacts {
   /** Time since the last sign of life (hello or heartbeat), or since a manager stall ended if that is later. */
@@ -89,8 +94,7 @@ export function assessConnected(facts: ConnectedFacts, policy: HealthPolicy): { 
     };
   }
   const reasons: Reason[] = [];
-  // One whole beat missing is a warning; jitter within an interval is not.
-  if (facts.silenceMs > 2 * policy.heartbeatIntervalMs) {
+  if (facts.silenceMs > lateBoundMs(policy)) {
     reasons.push({ code: "heartbeat_late", message: `heartbeat late: none for ${formatDuration(facts.silenceMs)}` });
   }
   const m = facts.metrics;

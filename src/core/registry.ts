@@ -1,6 +1,6 @@
 import type { Clock } from "./clock.js";
 import { History } from "./history.js";
-import { assessConnected, missedBoundMs, sameReasons, type HealthPolicy, type HealthState, type Reason } from "./health.js";
+import { assessConnected, lateBoundMs, missedBoundMs, sameReasons, type HealthPolicy, type HealthState, type Reason } from "./health.js";
 import type { Labels } from "../protocol/messages.js";
 import type { MetricsSummary } from "../protocol/metrics.js";
 
@@ -102,6 +102,15 @@ type SilenceClass = 0 | 1 | 2;
  * cost a tenth of a core on this project's 2-core machine: a record is a cache miss, not a few nanoseconds.
  */
 const BUCKET_MS = 100;
+
+/** The last sign of life, or the end of a manager stall if that is later: silence is counted from here. */
+function silentSince(rec: WorkerRecord): number {
+  return Math.max(rec.lastBeat, rec.graceFrom);
+}
+
+function silenceMs(rec: WorkerRecord, now: number): number {
+  return now - silentSince(rec);
+}
 
 /**
  * Everything else that ages (flapping and duplicate windows, certificate expiry) moves in minutes or days: every
@@ -249,14 +258,6 @@ export class Registry {
       for (const rec of this.workers.values()) if (rec.sessionId) rec.graceFrom = now;
       this.options.onStall?.(gap);
     }
-    if (stalledMs !== null || now - this.lastFullCheck >= FULL_CHECK_MS) {
-      this.lastFullCheck = now;
-      for (const rec of this.workers.values()) {
-        if (rec.sessionId) this.reassess(rec);
-        else if (rec.restored && now >= rec.graceFrom) this.expireRestored(rec);
-      }
-      return { stalledMs };
-    }
     // Restored workers wait for their grace period to end; only after a restart, and only until then.
     if (this.restoredPending > 0) {
       let pending = 0;
@@ -266,6 +267,11 @@ export class Registry {
         else pending++;
       }
       this.restoredPending = pending;
+    }
+    if (stalledMs !== null || now - this.lastFullCheck >= FULL_CHECK_MS) {
+      this.lastFullCheck = now;
+      for (const rec of this.workers.values()) if (rec.sessionId) this.reassess(rec);
+      return { stalledMs };
     }
     const upTo = Math.floor(now / BUCKET_MS);
     for (const [bucket, list] of this.due) {
@@ -377,7 +383,7 @@ export class Registry {
     const now = this.clock.monotonic();
     const out: Array<{ id: string; sessionId: string }> = [];
     for (const rec of this.workers.values()) {
-      if (rec.sessionId && now - Math.max(rec.lastBeat, rec.graceFrom) > ms) {
+      if (rec.sessionId && silenceMs(rec, now) > ms) {
         out.push({ id: rec.info.id, sessionId: rec.sessionId });
       }
     }
@@ -422,8 +428,7 @@ export class Registry {
       rec.dueBucket = -1;
       return;
     }
-    const base = Math.max(rec.lastBeat, rec.graceFrom);
-    const at = base + (rec.silence === 0 ? 2 * this.policy.heartbeatIntervalMs : missedBoundMs(this.policy));
+    const at = silentSince(rec) + (rec.silence === 0 ? lateBoundMs(this.policy) : missedBoundMs(this.policy));
     // Strictly after the threshold, and never in a bucket already being worked through.
     const bucket = Math.max(Math.floor(at / BUCKET_MS) + 1, Math.floor(now / BUCKET_MS) + 1);
     if (rec.dueBucket === bucket) return;
@@ -435,9 +440,9 @@ export class Registry {
 
   /** The same thresholds `assessConnected` applies to silence, without building anything. */
   private silenceClass(rec: WorkerRecord, now: number): SilenceClass {
-    const silence = now - Math.max(rec.lastBeat, rec.graceFrom);
+    const silence = silenceMs(rec, now);
     if (silence > missedBoundMs(this.policy)) return 2;
-    return silence > 2 * this.policy.heartbeatIntervalMs ? 1 : 0;
+    return silence > lateBoundMs(this.policy) ? 1 : 0;
   }
 
   private assess(rec: WorkerRecord): { state: HealthState; reasons: Reason[] } {
@@ -446,7 +451,7 @@ export class Registry {
     if (rec.sessionId) this.fileDue(rec, now);
     return assessConnected(
       {
-        silenceMs: now - Math.max(rec.lastBeat, rec.graceFrom),
+        silenceMs: silenceMs(rec, now),
         metrics: rec.metrics,
         sessionsInFlapWindow: rec.sessionStarts.filter((t) => now - t < this.policy.flapWindowMs).length,
         certExpiresInMs: rec.info.certNotAfter === null ? null : rec.info.certNotAfter - this.clock.wall(),

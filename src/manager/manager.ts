@@ -127,10 +127,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const paceFor = (connected: number) =>
     pacedInterval({ baseMs: options.heartbeatIntervalMs, budgetPerSecond: options.heartbeatBudget ?? 0, connected });
   /** The interval workers are told to keep; the health bound follows it (see repace). */
-  let paceTarget = paceFor(registry.expectedSessions());
+  const expectedAtStart = registry.expectedSessions();
+  let paceTarget = paceFor(expectedAtStart);
   if (paceTarget !== options.heartbeatIntervalMs) {
     registry.setPolicy({ ...registry.healthPolicy, heartbeatIntervalMs: paceTarget });
-    log.info({ to: paceTarget, expected: registry.expectedSessions() }, "heartbeat interval set for the fleet expected back");
+    log.info({ to: paceTarget, expected: expectedAtStart }, "heartbeat interval set for the fleet expected back");
   }
   const byWorker = new Map<string, WorkerSession>();
   const all = new Set<WorkerSession>();
@@ -252,10 +253,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     // Compared with what the workers were told, not with the health bound: while a shortening is pending the
     // bound is still the older, longer interval.
     const current = paceTarget;
-    const desired = paceFor(registry.expectedSessions());
+    const expected = registry.expectedSessions();
+    const desired = paceFor(expected);
     if (!shouldRepace(current, desired)) return;
     if (tighten) clearTimeout(tighten);
-    log.info({ from: current, to: desired, connected: byWorker.size, expected: registry.expectedSessions() }, "heartbeat interval changed");
+    log.info({ from: current, to: desired, connected: byWorker.size, expected }, "heartbeat interval changed");
     if (desired > current) registry.setPolicy({ ...registry.healthPolicy, heartbeatIntervalMs: desired });
     else tighten = setTimeout(() => registry.setPolicy({ ...registry.healthPolicy, heartbeatIntervalMs: desired }), 2 * current);
     for (const s of all) s.pace(desired);
