@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
 
 export type { Logger };
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -8,7 +8,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * The one logger: JSON lines on stderr, because in the manager stdout belongs to MCP. Synchronous writes so the
  * last lines before an exit are not lost. Levels are written as names ("level":"warn") for people and jq alike.
  */
-export function createLogger(options: { name: string; level?: LogLevel }): Logger {
+export function createLogger(options: { name: string; level?: LogLevel; /** Tests read the lines here instead. */ destination?: DestinationStream }): Logger {
   return pino(
     {
       name: options.name,
@@ -17,6 +17,6 @@ export function createLogger(options: { name: string; level?: LogLevel }): Logge
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    pino.destination({ fd: 2, sync: true }),
+    options.destination ?? pino.destination({ fd: 2, sync: true }),
   );
 }

@@ -8,9 +8,9 @@ import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
 import { loadTlsMaterial, managerServerOptions } from "../../src/tls/contexts.js";
 
-const [ca, cert, key] = process.argv.slice(2);
+const [ca, cert, key, portArg] = process.argv.slice(2);
 if (!ca || !cert || !key) {
-  process.stderr.write("usage: baseline-server <ca> <cert> <key>\n");
+  process.stderr.write("usage: baseline-server <ca> <cert> <key> [port]\n");
   process.exit(2);
 }
 const material = loadTlsMaterial({ ca, cert, key }, "manager");
@@ -28,7 +28,8 @@ server.on("upgrade", (req, socket, head) => {
     });
   });
 });
-server.listen(0, "127.0.0.1", () => {
+// The manager's backlog, so a reconnect storm against this server is comparable.
+server.listen(Number(portArg ?? 0), "127.0.0.1", 4096, () => {
   process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + "\n");
 });
 process.stdin.on("end", () => process.exit(0));

@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { connect, createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
+import { CONNECT_TIMEOUT_MS } from "../../src/protocol/messages.js";
 import { Backoff } from "../../src/worker/backoff.js";
 import type { SimCommand, SimReply, SimStats } from "./sim-protocol.js";
 
@@ -77,7 +78,7 @@ class SimWorker {
     const ws = new WebSocket(url, {
       perMessageDeflate: false,
       maxPayload: 64 * 1024,
-      handshakeTimeout: 20_000,
+      handshakeTimeout: CONNECT_TIMEOUT_MS,
       createConnection: (opts: { host?: string; port?: number | string }) => {
         const socket: TLSSocket = connect({
           host: opts.host,

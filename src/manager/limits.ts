@@ -1,3 +1,5 @@
+import { CONNECT_TIMEOUT_MS } from "../protocol/messages.js";
+
 /** Limits that keep one bad peer from hurting anyone but itself. Each is enforced with its own close code or log line. */
 export interface SessionLimits {
   /** Time allowed for the TLS handshake (Node's default is 120 s). */
@@ -11,6 +13,10 @@ export interface SessionLimits {
   maxSessions: number;
   /** Bytes queued towards a peer that does not read before its session is closed. */
   sendBufferBytes: number;
+  /** TLS handshakes in progress at once; further connections wait their turn (see handshake-gate.ts). */
+  maxHandshakes: number;
+  /** A connection that waited this long for a handshake slot is dropped: its worker is about to give up anyway. */
+  handshakeQueueMs: number;
 }
 
 export const DEFAULT_LIMITS: SessionLimits = {
@@ -21,6 +27,11 @@ export const DEFAULT_LIMITS: SessionLimits = {
   messageBurst: 200,
   maxSessions: 20_000,
   sendBufferBytes: 1024 * 1024,
+  // Enough handshakes to keep the CPU busy while peers take their turns; few enough that the event loop stays
+  // responsive and every handshake finishes in milliseconds (measured with npm run bench: docs/performance.md).
+  maxHandshakes: 64,
+  // The worker gives up at CONNECT_TIMEOUT_MS; the last seconds are left for the handshake and the upgrade.
+  handshakeQueueMs: CONNECT_TIMEOUT_MS - 2000,
 };
 
 /** A token bucket on an injected clock: `take()` is false once the peer is over its rate. */

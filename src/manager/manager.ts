@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { WebSocketServer, type WebSocket } from "ws";
 import { systemClock, type Clock } from "../core/clock.js";
@@ -17,6 +17,7 @@ import { fleetIdFromCa } from "../discovery/txt.js";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../protocol/messages.js";
 import { METHODS, type MethodName, type MethodResult } from "../protocol/methods.js";
 import { gateUnauthorized, loadTlsMaterial, managerServerOptions, peerCertificate, type TlsPaths } from "../tls/contexts.js";
+import { HandshakeGate } from "./handshake-gate.js";
 import { DEFAULT_LIMITS, type SessionLimits } from "./limits.js";
 import { LogThrottle } from "../log-throttle.js";
 import { StateKeeper } from "./persistence.js";
@@ -55,6 +56,30 @@ export const DEFAULT_RESTART_GRACE_MS = 30_000;
 // The registry's deadlines are checked this often; detection of a silent worker is late by at most this much.
 const TICK_MS = 100;
 const LISTEN_BACKLOG = 4096;
+// A handshake this slow waits on its peer, not on us; it stops holding one of the gate's slots.
+const HANDSHAKE_SLOT_MS = 1000;
+
+/**
+ * Puts the handshake gate between accepting a connection and starting its TLS handshake. A TLS server starts the
+ * handshake in its own `connection` listener; that listener is taken out and called when the gate says so.
+ */
+function admitThroughGate(server: Server, limits: SessionLimits): HandshakeGate {
+  const listeners = server.listeners("connection");
+  const startTls = listeners[0] as ((socket: Socket) => void) | undefined;
+  if (!startTls || listeners.length !== 1) throw new Error(`the TLS server has ${listeners.length} connection listeners, expected Node's one`);
+  server.removeListener("connection", startTls);
+  const gate = new HandshakeGate({ maxInFlight: limits.maxHandshakes, slotMs: HANDSHAKE_SLOT_MS, maxWaitMs: limits.handshakeQueueMs });
+  let unnamed = 0;
+  const keyOf = (s: Socket) => (s.remoteAddress && s.remotePort ? `${s.remoteAddress}|${s.remotePort}` : `gone-${unnamed++}`);
+  server.on("connection", (raw: Socket) => {
+    const key = keyOf(raw);
+    raw.once("close", () => gate.finished(key));
+    gate.arrive({ key, start: () => startTls.call(server, raw), shed: () => raw.destroy() });
+  });
+  // Registered first, so the slot is free before any other listener's work.
+  server.prependListener("secureConnection", (socket: TLSSocket) => gate.finished(keyOf(socket)));
+  return gate;
+}
 
 export interface Manager {
   readonly registry: Registry;
@@ -176,7 +201,10 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     headersTimeout: limits.helloTimeoutMs,
     requestTimeout: limits.helloTimeoutMs,
     connectionsCheckingInterval: Math.min(1000, limits.helloTimeoutMs),
+    // Connections wait unread until the gate lets their handshake start.
+    pauseOnConnect: true,
   });
+  const gate = admitThroughGate(server, limits);
   // Node's HTTP timeouts do not cover a connection that never sends a byte of its request: past TLS, a client
   // has until the hello timeout to upgrade. ws clears the socket's timeout when it takes the socket over.
   server.on("secureConnection", (socket: TLSSocket) => {
@@ -266,6 +294,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
 
   const tick = setInterval(() => {
     registry.tick();
+    gate.pump();
+    const shed = gate.takeShed();
+    if (shed > 0) {
+      throttle.warn("shed", { shed, waiting: gate.queued, maxWaitMs: limits.handshakeQueueMs }, "connections dropped: they waited too long for a TLS handshake");
+    }
     // Slow chores, once a second: with 10,000 workers each is a walk over all of them.
     if (performance.now() - lastPaced < 1000) return;
     lastPaced = performance.now();
@@ -342,6 +375,10 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       closing ??= (async () => {
         clearInterval(tick);
         if (tighten) clearTimeout(tighten);
+        // Stop accepting first: a worker told to go away reconnects at once, and a connection accepted by a
+        // manager on its way out is reset when it exits, which costs the worker a longer backoff.
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        gate.close();
         revocations?.stop();
         browser?.stop();
         const goodbye = publisher?.stop();
@@ -360,12 +397,10 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
               resolve();
             }
           }, 20);
-          timer.unref();
-          check.unref();
         });
         wss.close();
         server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await stopped;
         keeper?.stop();
         throttle.stop();
         await goodbye;

@@ -7,6 +7,11 @@ export const SUPPORTED_PROTOCOLS: readonly number[] = [1];
 
 /** One WebSocket frame may hold at most this much; the server and the client both enforce it. */
 export const MAX_FRAME_BYTES = 64 * 1024;
+/**
+ * How long a worker waits for its connection to be upgraded (TCP, TLS, HTTP upgrade) before it gives up and backs
+ * off. The manager sheds connections that waited for a handshake slot nearly this long (see handshake-gate.ts).
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
 
 /** RFC 1123 host label: how worker ids look everywhere (certificates, mDNS names, tool arguments). */
 export const WORKER_ID_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

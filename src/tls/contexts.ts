@@ -3,7 +3,7 @@ import { X509Certificate } from "node:crypto";
 import type { ServerOptions } from "node:https";
 import { createSecureContext, type ConnectionOptions, type PeerCertificate, type TLSSocket } from "node:tls";
 import { FleetError, errorMessage } from "../errors.js";
-import { describeCertificate, identityFromSubjectAltName, type CertificateFacts, type Identity, type Role } from "../pki/identity.js";
+import { describeCertificate, describePeerCertificate, identityFromSubjectAltName, type CertificateFacts, type Identity, type Role } from "../pki/identity.js";
 
 export interface TlsPaths {
   ca: string;
@@ -121,6 +121,6 @@ export function workerClientOptions(m: TlsMaterial): ConnectionOptions {
 /** The verified peer behind a TLS socket, or null if the handshake did not authorize it. */
 export function peerCertificate(socket: TLSSocket): CertificateFacts | null {
   if (!socket.authorized) return null;
-  const cert = socket.getPeerX509Certificate();
-  return cert ? describeCertificate(cert) : null;
+  const cert = socket.getPeerCertificate();
+  return cert?.serialNumber ? describePeerCertificate(cert) : null;
 }

@@ -4,6 +4,7 @@ import { WebSocket } from "ws";
 import type { Logger } from "../log.js";
 import { CloseCode, closeReason, PERMANENT_CLOSE_CODES } from "../protocol/close-codes.js";
 import {
+  CONNECT_TIMEOUT_MS,
   decodeManagerMessage,
   encode,
   MAX_FRAME_BYTES,
@@ -157,7 +158,7 @@ export class Link {
       ...this.options.tls,
       perMessageDeflate: false,
       maxPayload: MAX_FRAME_BYTES,
-      handshakeTimeout: 10_000,
+      handshakeTimeout: CONNECT_TIMEOUT_MS,
       // Our own connector, to learn whether TLS finished before a failure (see classifyError).
       createConnection: (opts: ConnectionOptions) => {
         const host = opts.host ?? "";

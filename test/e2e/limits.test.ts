@@ -142,3 +142,58 @@ describe("a peer that stops reading", () => {
     client.ws.terminate();
   });
 });
+
+describe("TLS handshakes wait their turn", () => {
+  const ids = Array.from({ length: 12 }, (_, i) => `gated-${i}`);
+  const fx = useCerts("gate", [...ids, "late"], { before, after });
+  let manager: Manager;
+  const lines: Array<Record<string, unknown>> = [];
+  after(() => manager?.close());
+
+  before(async () => {
+    const sink = { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) };
+    manager = await startManager({
+      tls: { ca: fx.certs.ca, cert: fx.certs.managerCert, key: fx.certs.managerKey },
+      host: "127.0.0.1",
+      port: 0,
+      heartbeatIntervalMs: 1000,
+      missedHeartbeats: 3,
+      limits: { maxHandshakes: 1, handshakeQueueMs: 400 },
+      log: createLogger({ name: "manager", level: "warn", destination: sink }),
+    });
+  });
+
+  it("a burst of workers all get in, one handshake at a time", async () => {
+    const clients = ids.map((id) => rawClient(`wss://127.0.0.1:${manager.port}`, { ca: fx.certs.ca, ...fx.certs.worker(id) }, (ws) => ws.send(JSON.stringify(helloFor(id)))));
+    const deadline = performance.now() + 10_000;
+    while (!ids.every((id) => manager.registry.get(id)?.connected)) {
+      assert.ok(performance.now() < deadline, `connected: ${ids.filter((id) => manager.registry.get(id)?.connected).join(",")}`);
+      await sleep(20);
+    }
+    for (const c of clients) c.ws.terminate();
+  });
+
+  it("a connection that waits longer than the queue allows is dropped with a log line; the gate then serves others", async () => {
+    // A peer that opens TCP and never starts TLS holds the one slot (for a second: slotMs).
+    const stalls = [netConnect(manager.port, "127.0.0.1")];
+    await sleep(50);
+    const t = performance.now();
+    const waiting = rawClient(`wss://127.0.0.1:${manager.port}`, { ca: fx.certs.ca, ...fx.certs.worker("late") });
+    const outcome = await waiting.done;
+    const after = performance.now() - t;
+    assert.equal(outcome.opened, false);
+    assert.match(outcome.error ?? "", /ECONNRESET|socket hang up/);
+    assert.ok(after >= 350 && after < 900, `dropped after ${Math.round(after)} ms (queue limit 400 ms)`);
+    assert.ok(lines.some((l) => /waited too long for a TLS handshake/.test(String(l.msg)) && Number(l.shed) >= 1), "shedding is logged");
+    // Once the stalled handshake stops counting, the same worker gets in.
+    await sleep(1100);
+    const again = rawClient(`wss://127.0.0.1:${manager.port}`, { ca: fx.certs.ca, ...fx.certs.worker("late") }, (ws) => ws.send(JSON.stringify(helloFor("late"))));
+    const deadline = performance.now() + 5000;
+    while (!manager.registry.get("late")?.connected) {
+      assert.ok(performance.now() < deadline, "late worker did not get in");
+      await sleep(20);
+    }
+    again.ws.terminate();
+    for (const s of stalls) s.destroy();
+  });
+});
