@@ -33,7 +33,18 @@ interface Storm {
 
 export interface SizeResult {
   n: number;
-  baseline: { idleRss: number; rss: number; rssPerWorker: number; cpuPerHeartbeatUs: number; heartbeats: number; cpuPercent: number; openMs: number; threadsUsPerHeartbeat: Record<string, number> };
+  baseline: {
+    idleRss: number;
+    rss: number;
+    rssPerWorker: number;
+    cpuPerHeartbeatUs: number;
+    heartbeats: number;
+    cpuPercent: number;
+    openMs: number;
+    threadsUsPerHeartbeat: Record<string, number>;
+    /** The bare server restarted: every connection back, each with a full handshake. */
+    stormFull: { seconds: number; curve: Record<string, number>; serverCpuS: number; failures: Record<string, number> };
+  };
   manager: {
     idleRss: number;
     rss: number;
@@ -104,6 +115,9 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
   );
   row("reconnect storm, full handshakes", (r) => storm(r.manager.stormFull), `≤ ${TARGETS.stormS} s`, (r) =>
     verdict(r.manager.stormFull.seconds, TARGETS.stormS, "s", atTarget(r)),
+  );
+  row("… the bare baseline server restarted (full handshakes)", (r) =>
+    `${r.baseline.stormFull.seconds.toFixed(1)} s (90% in ${r.baseline.stormFull.curve.p90 ?? "?"} s; server CPU ${r.baseline.stormFull.serverCpuS.toFixed(1)} s)`, "", () => "",
   );
   row("`get_all_workers_status` (cached, limit 100) p50 / p99", (r) => `${ms(r.manager.allStatus.p50)} / ${ms(r.manager.allStatus.p99)}`, `p50 < ${TARGETS.allStatusP50Ms} ms`, (r) =>
     verdict(r.manager.allStatus.p50, TARGETS.allStatusP50Ms, "ms", atTarget(r)),

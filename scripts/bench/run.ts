@@ -170,10 +170,10 @@ async function steadyState(
   };
 }
 
-async function runBaseline(n: number, certs: BenchCerts, intervalMs: number): Promise<SizeResult["baseline"]> {
-  say(`  baseline: bare https + ws server, ${n} sessions, heartbeat every ${intervalMs} ms`);
+/** The bare baseline server in its own process, on `port` (0: any). */
+async function startBaseline(certs: BenchCerts, port: number): Promise<{ pid: number; port: number; listeningAt: number; stop: () => Promise<void> }> {
   const script = fileURLToPath(new URL("./baseline-server.ts", import.meta.url));
-  const { command, args } = raisedLimit([process.execPath, "--import", "tsx", script, certs.ca, certs.cert, certs.key]);
+  const { command, args } = raisedLimit([process.execPath, "--import", "tsx", script, certs.ca, certs.cert, certs.key, String(port)]);
   const child = spawn(command, args, { stdio: ["pipe", "pipe", "inherit"] });
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -182,19 +182,50 @@ async function runBaseline(n: number, certs: BenchCerts, intervalMs: number): Pr
     await exited;
   };
   cleanups.push(stop);
-  const port = await withDeadline(
+  const listening = await withDeadline(
     "baseline server start",
     20_000,
     new Promise<number>((resolve) => createInterface({ input: child.stdout }).once("line", (l) => resolve((JSON.parse(l) as { port: number }).port))),
   );
+  return { pid: child.pid!, port: listening, listeningAt: epochNow(), stop };
+}
+
+async function runBaseline(n: number, certs: BenchCerts, intervalMs: number): Promise<SizeResult["baseline"]> {
+  say(`  baseline: bare https + ws server, ${n} sessions, heartbeat every ${intervalMs} ms`);
+  let server = await startBaseline(certs, 0);
   await sleep(1000);
-  const idleRss = rssBytes(child.pid!);
-  const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${port}/worker`, "baseline", intervalMs);
+  const idleRss = rssBytes(server.pid);
+  const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${server.port}/worker`, "baseline", intervalMs);
   await sleep(Math.max(3000, 2 * intervalMs));
-  const steady = await steadyState(child.pid!, sims);
+  const steady = await steadyState(server.pid, sims);
+  // The same storm as the manager's without resumption: a restarted bare server has new ticket keys.
+  say(`  baseline reconnect storm (full handshakes): restarting the bare server`);
+  for (const s of sims) await s.call({ op: "resume-sessions", resume: false });
+  const before = await allStats(sims);
+  await server.stop();
+  server = await startBaseline(certs, server.port);
+  const cpu0 = cpuSeconds(server.pid);
+  const curve: Record<string, number> = {};
+  const back = await waitOpen(sims, n, server.listeningAt, 120_000, curve);
+  const stormFull = {
+    seconds: (back.lastWelcomeAt - server.listeningAt) / 1000,
+    curve,
+    serverCpuS: cpuSeconds(server.pid) - cpu0,
+    failures: failuresSince(before, back),
+  };
+  say(`    all ${n} back in ${stormFull.seconds.toFixed(1)} s (${JSON.stringify(curve)}), server CPU ${stormFull.serverCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(stormFull.failures)}`);
   for (const s of sims) await s.stop();
-  await stop();
-  return { idleRss, ...steady, rssPerWorker: (steady.rss - idleRss) / n, openMs };
+  await server.stop();
+  return { idleRss, ...steady, rssPerWorker: (steady.rss - idleRss) / n, openMs, stormFull };
+}
+
+/** Failed connection attempts between two readings, by error code. */
+function failuresSince(before: SimStats, now: SimStats): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(now.failures)
+      .map(([k, v]) => [k, v - (before.failures[k] ?? 0)] as const)
+      .filter(([, v]) => v > 0),
+  );
 }
 
 /** Waits until `expected` sessions are open again; `curve` gets the seconds after `since` at which 50/90/99% were. */
@@ -304,11 +335,7 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
     const back = await waitOpen(sims, alive, manager.listeningAt, 120_000, curve);
     const managerCpuS = cpuSeconds(manager.pid) - cpu0;
     const seconds = (back.lastWelcomeAt - manager.listeningAt) / 1000;
-    const failures = Object.fromEntries(
-      Object.entries(back.failures)
-        .map(([k, v]) => [k, v - (before.failures[k] ?? 0)] as const)
-        .filter(([, v]) => v > 0),
-    );
+    const failures = failuresSince(before, back);
     const summary = (await manager.tool("get_fleet_summary")).result.structuredContent as { connected: number; counts: Record<string, number> };
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
     const warnings = { ...manager.warnings };

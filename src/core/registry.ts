@@ -2,7 +2,7 @@ import type { Clock } from "./clock.js";
 import { History } from "./history.js";
 import { assessConnected, lateBoundMs, missedBoundMs, sameReasons, type HealthPolicy, type HealthState, type Reason } from "./health.js";
 import type { Labels } from "../protocol/messages.js";
-import type { MetricsSummary } from "../protocol/metrics.js";
+import { absorbMetrics, copyMetrics, type MetricsSummary } from "../protocol/metrics.js";
 
 /** One health transition. Also recorded when the state stays but its set of reasons changes. */
 export interface HealthEvent {
@@ -228,7 +228,7 @@ export class Registry {
     rec.lastSeen = this.clock.wall();
     rec.heartbeats++;
     rec.lastSeq = seq;
-    rec.metrics = metrics;
+    rec.metrics = absorbMetrics(rec.metrics, metrics);
     this.reassess(rec);
     return true;
   }
@@ -439,8 +439,11 @@ export class Registry {
     }
     const at = silentSince(rec) + (rec.silence === 0 ? lateBoundMs(this.policy) : missedBoundMs(this.policy));
     // Strictly after the threshold, and never in a bucket already being worked through.
-    const bucket = Math.max(Math.floor(at / BUCKET_MS) + 1, Math.floor(now / BUCKET_MS) + 1);
-    if (rec.dueBucket === bucket) return;
+    const nowBucket = Math.floor(now / BUCKET_MS);
+    const bucket = Math.max(Math.floor(at / BUCKET_MS) + 1, nowBucket + 1);
+    // Already filed for an earlier moment that is still to come: the tick re-files it then. A heartbeat moves the
+    // deadline later, so filing on every heartbeat would only grow the bucket lists.
+    if (rec.dueBucket > nowBucket && rec.dueBucket <= bucket) return;
     rec.dueBucket = bucket;
     let list = this.due.get(bucket);
     if (!list) this.due.set(bucket, (list = []));
@@ -474,9 +477,11 @@ export class Registry {
   private transition(rec: WorkerRecord, to: HealthState, reasons: Reason[]): void {
     const from = rec.state;
     const changed = from !== to || !sameReasons(rec.reasons, reasons);
+    if (!changed) return;
+    // Unchanged, the old reasons are kept: storing equal new ones on every heartbeat only feeds the GC.
     rec.state = to;
     rec.reasons = reasons;
-    if (changed) this.recordEvent(rec, from);
+    this.recordEvent(rec, from);
   }
 
   private recordEvent(rec: WorkerRecord, from: HealthState | null): void {
@@ -509,7 +514,7 @@ export class Registry {
       platform: rec.info.platform,
       address: rec.info.address,
       heartbeats: rec.heartbeats,
-      metrics: rec.metrics,
+      metrics: rec.metrics && copyMetrics(rec.metrics),
     };
   }
 }

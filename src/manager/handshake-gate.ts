@@ -21,8 +21,14 @@ export interface Waiting {
 }
 
 export interface GateOptions {
-  /** Handshakes in progress at once. */
+  /**
+   * Handshakes in progress at once: the limit moves between `minInFlight` and `maxInFlight` with the event
+   * loop's lag (see `observeLag`), starting at the minimum.
+   */
+  minInFlight: number;
   maxInFlight: number;
+  /** Lag above this halves the limit; below it, while connections wait, the limit grows by `minInFlight`. */
+  lagBoundMs: number;
   /**
    * A handshake slower than this stops counting against `maxInFlight`: it is waiting for its peer, not for us.
    * A peer that stalls its handshake on purpose holds a slot only this long.
@@ -44,8 +50,26 @@ export class HandshakeGate {
   private shedCount = 0;
   private pumping = false;
 
+  private limit: number;
+
   constructor(private readonly options: GateOptions) {
     this.now = options.now ?? (() => performance.now());
+    this.limit = options.minInFlight;
+  }
+
+  /** The current limit on handshakes in flight. */
+  get inFlightLimit(): number {
+    return this.limit;
+  }
+
+  /**
+   * How late the last periodic check ran. A busy loop means the CPU is the bottleneck: fewer handshakes at once,
+   * so each finishes and timers stay on time. An idle loop with connections waiting means the handshakes are
+   * waiting on their peers (slow or distant clients): more at once. Additive increase, multiplicative decrease.
+   */
+  observeLag(lagMs: number): void {
+    if (lagMs > this.options.lagBoundMs) this.limit = Math.max(this.options.minInFlight, Math.floor(this.limit / 2));
+    else if (this.queued > 0) this.limit = Math.min(this.options.maxInFlight, this.limit + this.options.minInFlight);
   }
 
   get queued(): number {
@@ -85,7 +109,7 @@ export class HandshakeGate {
       if (now - at < this.options.slotMs) break;
       this.inFlight.delete(key);
     }
-    while (this.head < this.waiting.length && this.inFlight.size < this.options.maxInFlight) {
+    while (this.head < this.waiting.length && this.inFlight.size < this.limit) {
       const { conn, at } = this.waiting[this.head]!;
       this.waiting[this.head++] = undefined as never;
       if (now - at > this.options.maxWaitMs) {

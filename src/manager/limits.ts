@@ -13,7 +13,7 @@ export interface SessionLimits {
   maxSessions: number;
   /** Bytes queued towards a peer that does not read before its session is closed. */
   sendBufferBytes: number;
-  /** TLS handshakes in progress at once; further connections wait their turn (see handshake-gate.ts). */
+  /** At most this many TLS handshakes in progress at once; further connections wait their turn (see handshake-gate.ts). */
   maxHandshakes: number;
   /** A connection that waited this long for a handshake slot is dropped: its worker is about to give up anyway. */
   handshakeQueueMs: number;
@@ -27,9 +27,9 @@ export const DEFAULT_LIMITS: SessionLimits = {
   messageBurst: 200,
   maxSessions: 20_000,
   sendBufferBytes: 1024 * 1024,
-  // Enough handshakes to keep the CPU busy while peers take their turns; few enough that the event loop stays
-  // responsive and every handshake finishes in milliseconds (measured with npm run bench: docs/performance.md).
-  maxHandshakes: 64,
+  // The gate adapts below this to the event loop's lag; the cap bounds a loop turn to well under a second of
+  // handshake work (measured with npm run bench: docs/performance.md).
+  maxHandshakes: 512,
   // The worker gives up at CONNECT_TIMEOUT_MS; the last seconds are left for the handshake and the upgrade.
   handshakeQueueMs: CONNECT_TIMEOUT_MS - 2000,
 };

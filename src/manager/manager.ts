@@ -57,7 +57,11 @@ export const DEFAULT_RESTART_GRACE_MS = 30_000;
 const TICK_MS = 100;
 const LISTEN_BACKLOG = 4096;
 // A handshake this slow waits on its peer, not on us; it stops holding one of the gate's slots.
-const HANDSHAKE_SLOT_MS = 1000;
+const HANDSHAKE_SLOT_MS = 250;
+// The gate starts this many handshakes at once and adapts up to limits.maxHandshakes; a tick later than this by
+// more than the bound means the loop is saturated (see HandshakeGate.observeLag).
+const HANDSHAKES_MIN = 32;
+const HANDSHAKE_LAG_BOUND_MS = 50;
 
 /**
  * Puts the handshake gate between accepting a connection and starting its TLS handshake. A TLS server starts the
@@ -68,7 +72,13 @@ function admitThroughGate(server: Server, limits: SessionLimits): HandshakeGate 
   const startTls = listeners[0] as ((socket: Socket) => void) | undefined;
   if (!startTls || listeners.length !== 1) throw new Error(`the TLS server has ${listeners.length} connection listeners, expected Node's one`);
   server.removeListener("connection", startTls);
-  const gate = new HandshakeGate({ maxInFlight: limits.maxHandshakes, slotMs: HANDSHAKE_SLOT_MS, maxWaitMs: limits.handshakeQueueMs });
+  const gate = new HandshakeGate({
+    minInFlight: Math.min(HANDSHAKES_MIN, limits.maxHandshakes),
+    maxInFlight: limits.maxHandshakes,
+    lagBoundMs: HANDSHAKE_LAG_BOUND_MS,
+    slotMs: HANDSHAKE_SLOT_MS,
+    maxWaitMs: limits.handshakeQueueMs,
+  });
   let unnamed = 0;
   const keyOf = (s: Socket) => (s.remoteAddress && s.remotePort ? `${s.remoteAddress}|${s.remotePort}` : `gone-${unnamed++}`);
   server.on("connection", (raw: Socket) => {
@@ -292,7 +302,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     paceTarget = desired;
   };
 
+  let lastTickAt = performance.now();
   const tick = setInterval(() => {
+    const tickAt = performance.now();
+    gate.observeLag(tickAt - lastTickAt - TICK_MS);
+    lastTickAt = tickAt;
     registry.tick();
     gate.pump();
     const shed = gate.takeShed();

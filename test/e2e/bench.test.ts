@@ -29,7 +29,7 @@ describe("npm run bench (small)", () => {
     const out = JSON.parse(readFileSync(join(tmp.path, "latest.json"), "utf8")) as {
       results: Array<{
         n: number;
-        baseline: { cpuPerHeartbeatUs: number; rssPerWorker: number };
+        baseline: { cpuPerHeartbeatUs: number; rssPerWorker: number; stormFull: { seconds: number; serverCpuS: number } };
         manager: {
           cpuPerHeartbeatUs: number;
           killedMs: number[];
@@ -45,6 +45,7 @@ describe("npm run bench (small)", () => {
     assert.equal(r.n, 200);
     assert.ok(r.baseline.cpuPerHeartbeatUs > 0 && r.manager.cpuPerHeartbeatUs > 0, "both servers did measurable work");
     assert.ok(r.baseline.rssPerWorker > 0, "connections cost the baseline memory");
+    assert.ok(r.baseline.stormFull.seconds > 0 && r.baseline.stormFull.serverCpuS > 0, "the restarted bare server took every connection back");
     for (const ms of r.manager.killedMs) assert.ok(ms >= 0 && ms < 1000, `killed worker seen in ${ms} ms`);
     for (const ms of r.manager.frozenMs) assert.ok(ms >= r.manager.boundMs && ms < r.manager.boundMs + 1500, `frozen worker seen after ${ms} ms`);
     assert.equal(r.manager.stormResumed.sessions, 192, "every live simulated worker came back");

@@ -6,7 +6,7 @@ import { HandshakeGate } from "../../src/manager/handshake-gate.js";
 function setup(options: { maxInFlight: number; slotMs?: number; maxWaitMs?: number }) {
   let t = 0;
   const log: string[] = [];
-  const gate = new HandshakeGate({ slotMs: 1000, maxWaitMs: 8000, ...options, now: () => t });
+  const gate = new HandshakeGate({ slotMs: 1000, maxWaitMs: 8000, minInFlight: options.maxInFlight, lagBoundMs: 50, ...options, now: () => t });
   const conn = (key: string) => ({ key, start: () => log.push(`start ${key}`), shed: () => log.push(`shed ${key}`) });
   return { gate, log, conn, advance: (ms: number) => (t += ms) };
 }
@@ -63,9 +63,8 @@ describe("HandshakeGate", () => {
   });
 
   it("a connection ending inside start (gone already) frees its slot without losing the queue's place", () => {
-    let gate!: HandshakeGate;
     const log: string[] = [];
-    gate = new HandshakeGate({ maxInFlight: 1, slotMs: 1000, maxWaitMs: 8000, now: () => 0 });
+    const gate = new HandshakeGate({ minInFlight: 1, maxInFlight: 1, lagBoundMs: 50, slotMs: 1000, maxWaitMs: 8000, now: () => 0 });
     const conn = (key: string, endsAtOnce = false) => ({
       key,
       start: () => {
@@ -91,5 +90,22 @@ describe("HandshakeGate", () => {
     assert.ok(log.every((l, i) => l === `start w${i}`));
     assert.equal(gate.queued, 0);
     assert.equal(gate.active, 0);
+  });
+
+  it("the limit grows while connections wait and the loop keeps time, and halves when the loop lags", () => {
+    const log: string[] = [];
+    const gate = new HandshakeGate({ minInFlight: 4, maxInFlight: 16, lagBoundMs: 50, slotMs: 60_000, maxWaitMs: 60_000, now: () => 0 });
+    for (let i = 0; i < 40; i++) gate.arrive({ key: `w${i}`, start: () => log.push(`w${i}`), shed: () => {} });
+    assert.equal(log.length, 4, "starts at the minimum");
+    gate.observeLag(3);
+    gate.pump();
+    assert.equal(log.length, 8, "an on-time loop with a queue: one step up");
+    for (let i = 0; i < 5; i++) gate.observeLag(0);
+    assert.equal(gate.inFlightLimit, 16, "never above the maximum");
+    gate.observeLag(400);
+    assert.equal(gate.inFlightLimit, 8, "a lagging loop halves it");
+    gate.observeLag(400);
+    gate.observeLag(400);
+    assert.equal(gate.inFlightLimit, 4, "never below the minimum");
   });
 });

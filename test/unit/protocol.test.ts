@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CloseCode, closeCodeName, closeReason, describeCloseCode, PERMANENT_CLOSE_CODES } from "../../src/protocol/close-codes.js";
 import { decodeManagerMessage, decodeWorkerMessage, encode } from "../../src/protocol/messages.js";
-import { EMPTY_METRICS } from "../../src/protocol/metrics.js";
+import { absorbMetrics, copyMetrics, EMPTY_METRICS, type MetricsSummary } from "../../src/protocol/metrics.js";
 
 const hello = {
   type: "hello",
@@ -80,5 +80,38 @@ describe("wire protocol", () => {
     assert.ok(Buffer.byteLength(long) <= 123);
     assert.match(long, /^protocol error: ü+\.\.\.$/);
     assert.equal(closeReason(CloseCode.REPLACED), "replaced by a newer session");
+  });
+});
+
+describe("absorbMetrics", () => {
+  const sample = (n: number): MetricsSummary => ({
+    ...EMPTY_METRICS,
+    cpu: n,
+    mem: 40,
+    disk: { mount: `/data${n % 2}`, used: 50 + n },
+    net: { rx: n, tx: 2 * n },
+    battery: n > 2 ? { percent: 80, charging: true } : null,
+    errors: n === 2 ? ["fsSize: timed out"] : [],
+  });
+
+  it("keeps one summary per worker and copies each heartbeat's values into it", () => {
+    const kept = absorbMetrics(null, sample(1));
+    const disk = kept.disk;
+    for (const n of [2, 3, 4]) {
+      const next = sample(n);
+      const after = absorbMetrics(kept, next);
+      assert.equal(after, kept, "the same object is kept");
+      assert.deepEqual(after, next, `the values of heartbeat ${n}`);
+      assert.notEqual(after.net, next.net, "nothing of the parsed message is kept");
+    }
+    assert.equal(kept.disk, disk, "nested objects are reused too");
+    assert.deepEqual(absorbMetrics(kept, EMPTY_METRICS), EMPTY_METRICS, "gaps replace values");
+  });
+
+  it("a copy shares nothing that a later heartbeat changes", () => {
+    const kept = absorbMetrics(null, sample(3));
+    const copy = copyMetrics(kept);
+    absorbMetrics(kept, sample(4));
+    assert.deepEqual(copy, sample(3));
   });
 });
