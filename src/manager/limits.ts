@@ -17,6 +17,8 @@ export interface SessionLimits {
   maxHandshakes: number;
   /** A connection that waited this long for a handshake slot is dropped: its worker is about to give up anyway. */
   handshakeQueueMs: number;
+  /** A handshake unfinished after this is waiting on its peer and stops holding a slot. */
+  handshakeSlotMs: number;
 }
 
 export const DEFAULT_LIMITS: SessionLimits = {
@@ -32,6 +34,8 @@ export const DEFAULT_LIMITS: SessionLimits = {
   maxHandshakes: 512,
   // The worker gives up at CONNECT_TIMEOUT_MS; the last seconds are left for the handshake and the upgrade.
   handshakeQueueMs: CONNECT_TIMEOUT_MS - 2000,
+  // Our part of a handshake is a few milliseconds of CPU; on a LAN the peer's part is no slower.
+  handshakeSlotMs: 250,
 };
 
 /** A token bucket on an injected clock: `take()` is false once the peer is over its rate. */

@@ -56,8 +56,6 @@ export const DEFAULT_RESTART_GRACE_MS = 30_000;
 // The registry's deadlines are checked this often; detection of a silent worker is late by at most this much.
 const TICK_MS = 100;
 const LISTEN_BACKLOG = 4096;
-// A handshake this slow waits on its peer, not on us; it stops holding one of the gate's slots.
-const HANDSHAKE_SLOT_MS = 250;
 // The gate starts this many handshakes at once and adapts up to limits.maxHandshakes; a tick later than this by
 // more than the bound means the loop is saturated (see HandshakeGate.observeLag).
 const HANDSHAKES_MIN = 32;
@@ -76,7 +74,7 @@ function admitThroughGate(server: Server, limits: SessionLimits): HandshakeGate 
     minInFlight: Math.min(HANDSHAKES_MIN, limits.maxHandshakes),
     maxInFlight: limits.maxHandshakes,
     lagBoundMs: HANDSHAKE_LAG_BOUND_MS,
-    slotMs: HANDSHAKE_SLOT_MS,
+    slotMs: limits.handshakeSlotMs,
     maxWaitMs: limits.handshakeQueueMs,
   });
   let unnamed = 0;

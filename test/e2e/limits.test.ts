@@ -158,7 +158,7 @@ describe("TLS handshakes wait their turn", () => {
       port: 0,
       heartbeatIntervalMs: 1000,
       missedHeartbeats: 3,
-      limits: { maxHandshakes: 1, handshakeQueueMs: 400 },
+      limits: { maxHandshakes: 1, handshakeQueueMs: 400, handshakeSlotMs: 1000 },
       log: createLogger({ name: "manager", level: "warn", destination: sink }),
     });
   });
