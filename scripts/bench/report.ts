@@ -38,6 +38,8 @@ export interface SizeResult {
     rss: number;
     rssPerWorker: number;
     cpuPerHeartbeatUs: number;
+    /** The same in each 10 s part of the window. */
+    partsUs: number[];
     heartbeats: number;
     cpuPercent: number;
     openMs: number;
@@ -51,6 +53,7 @@ export interface SizeResult {
     rssPerWorker: number;
     rssAfterStorms: number;
     cpuPerHeartbeatUs: number;
+    partsUs: number[];
     heartbeats: number;
     cpuPercent: number;
     threadsUsPerHeartbeat: Record<string, number>;
@@ -90,8 +93,9 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
   const cpuRatio = (r: SizeResult) => r.manager.cpuPerHeartbeatUs / r.baseline.cpuPerHeartbeatUs;
   const memRatio = (r: SizeResult) => r.manager.rssPerWorker / r.baseline.rssPerWorker;
   row("heartbeat interval (paced, budget 2,000/s)", (r) => ms(r.manager.intervalMs), "", () => "");
-  row("manager CPU per heartbeat", (r) => `${r.manager.cpuPerHeartbeatUs.toFixed(1)} µs (${r.manager.cpuPercent.toFixed(0)}% of a core)`, "", () => "");
-  row("baseline CPU per heartbeat", (r) => `${r.baseline.cpuPerHeartbeatUs.toFixed(1)} µs (${r.baseline.cpuPercent.toFixed(0)}% of a core)`, "", () => "");
+  const spread = (parts: number[]) => (parts.length > 1 ? `; 10 s parts ${Math.min(...parts)}–${Math.max(...parts)}` : "");
+  row("manager CPU per heartbeat", (r) => `${r.manager.cpuPerHeartbeatUs.toFixed(1)} µs (${r.manager.cpuPercent.toFixed(0)}% of a core${spread(r.manager.partsUs)})`, "", () => "");
+  row("baseline CPU per heartbeat", (r) => `${r.baseline.cpuPerHeartbeatUs.toFixed(1)} µs (${r.baseline.cpuPercent.toFixed(0)}% of a core${spread(r.baseline.partsUs)})`, "", () => "");
   const threads = (t: Record<string, number>) =>
     Object.entries(t)
       .sort((a, b) => b[1] - a[1])
