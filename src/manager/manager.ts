@@ -284,6 +284,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   // shortening reaches the workers first and tightens the bound only after two old intervals, so nobody is judged
   // by a pace they have not heard of yet.
   let lastPaced = 0;
+  let chores = 0;
   let tighten: NodeJS.Timeout | null = null;
   const repace = () => {
     // Compared with what the workers were told, not with the health bound: while a shortening is pending the
@@ -315,7 +316,9 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     if (performance.now() - lastPaced < 1000) return;
     lastPaced = performance.now();
     if (options.heartbeatBudget) repace();
-    // A socket silent for ten times the unhealthy bound is half-open or wedged: free it.
+    // A socket silent for ten times the unhealthy bound is half-open or wedged: free it. Looked for every tenth
+    // second: ten seconds late for such a socket matters less than a walk over the whole fleet every second.
+    if (++chores % 10 !== 0) return;
     for (const { id, sessionId } of registry.silentSessions(10 * missedBoundMs(registry.healthPolicy))) {
       const session = byWorker.get(id);
       if (session?.sessionId === sessionId) session.close(CloseCode.HEARTBEAT_TIMEOUT);
