@@ -11,6 +11,7 @@ import { connect, createSecureContext, type SecureContext, type TLSSocket } from
 import { WebSocket } from "ws";
 import { CONNECT_TIMEOUT_MS } from "../../src/protocol/messages.js";
 import { Backoff } from "../../src/worker/backoff.js";
+import { nextInPhase } from "../../src/worker/link.js";
 import type { SimCommand, SimReply, SimStats } from "./sim-protocol.js";
 
 const now = () => performance.timeOrigin + performance.now();
@@ -112,7 +113,7 @@ class SimWorker {
       if (mode === "baseline") return;
       const msg = JSON.parse(String(data)) as { type: string; heartbeatIntervalMs?: number; id?: string | number };
       if (msg.type === "welcome") this.welcomed(msg.heartbeatIntervalMs!, settle);
-      else if (msg.type === "settings" && msg.heartbeatIntervalMs !== this.interval) this.startHeartbeats(msg.heartbeatIntervalMs!);
+      else if (msg.type === "settings" && msg.heartbeatIntervalMs !== this.interval) this.repace(msg.heartbeatIntervalMs!);
       else if (msg.type === "request") {
         ws.send(JSON.stringify({ type: "response", id: msg.id, error: { code: "E_SIM", message: "simulated worker" } }));
       }
@@ -145,6 +146,16 @@ class SimWorker {
     if (this.hb) clearInterval(this.hb);
     this.beat();
     this.hb = setInterval(() => this.beat(), interval);
+  }
+
+  /** As the agent's link does: the new pace keeps this worker's phase (see WorkerLink.keepPhase). */
+  private repace(interval: number): void {
+    this.interval = interval;
+    if (this.hb) clearTimeout(this.hb);
+    this.hb = setTimeout(() => {
+      this.beat();
+      this.hb = setInterval(() => this.beat(), interval);
+    }, nextInPhase(this.lastHeartbeatAt ? this.lastHeartbeatAt - performance.timeOrigin : 0, interval, performance.now()));
   }
 
   private beat(): void {

@@ -53,6 +53,12 @@ export interface LinkOptions {
   welcomeTimeoutMs?: number;
 }
 
+/** Milliseconds from `now` to the first `last + k·interval` (k ≥ 1) that is not in the past. */
+export function nextInPhase(last: number, interval: number, now: number): number {
+  const since = Math.max(0, now - last);
+  return since < interval ? interval - since : interval - (since % interval);
+}
+
 export function workerEndpoint(url: string): string {
   const u = new URL(url);
   if (u.protocol !== "wss:") throw new Error(`manager URL must start with wss:// (got ${u.protocol}//)`);
@@ -71,6 +77,7 @@ export class Link {
   private pingTimer: NodeJS.Timeout | null = null;
   private welcomeTimer: NodeJS.Timeout | null = null;
   private seq = 0;
+  private lastHeartbeatAt = 0;
   private stopping = false;
   private readonly backoff: Backoff;
   /** The protocol spoken; a fault-injection variable lets tests play a worker from another release. */
@@ -225,8 +232,7 @@ export class Link {
         if (this.heartbeatIntervalMs === null || msg.heartbeatIntervalMs === this.heartbeatIntervalMs) return;
         this.log.info({ from: this.heartbeatIntervalMs, to: msg.heartbeatIntervalMs }, "heartbeat interval changed by the manager");
         this.heartbeatIntervalMs = msg.heartbeatIntervalMs;
-        if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-        this.heartbeatTimer = setInterval(() => this.heartbeat(), msg.heartbeatIntervalMs);
+        this.keepPhase(msg.heartbeatIntervalMs);
       } else {
         void this.answer(msg);
       }
@@ -287,7 +293,22 @@ export class Link {
   }
 
   private heartbeat(): void {
+    this.lastHeartbeatAt = performance.now();
     this.send({ type: "heartbeat", seq: this.seq++, metrics: this.options.metrics() });
+  }
+
+  /**
+   * A new pace reaches the whole fleet in the same instant. Restarting the timer from now would line every worker
+   * up on it, and the manager would get the fleet's heartbeats in one burst each interval. Instead the next
+   * heartbeat comes at the first multiple of the new interval after this worker's last one, so the phases that
+   * the welcomes spread out stay spread out.
+   */
+  private keepPhase(interval: number): void {
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = setTimeout(() => {
+      this.heartbeat();
+      this.heartbeatTimer = setInterval(() => this.heartbeat(), interval);
+    }, nextInPhase(this.lastHeartbeatAt, interval, performance.now()));
   }
 
   private async answer(req: Request): Promise<void> {

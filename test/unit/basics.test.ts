@@ -4,6 +4,7 @@ import { formatDuration, parseDuration, duration } from "../../src/config/durati
 import { History } from "../../src/core/history.js";
 import { Backoff } from "../../src/worker/backoff.js";
 import { classifyError, classifyHttpStatus, describeClose } from "../../src/worker/failures.js";
+import { nextInPhase } from "../../src/worker/link.js";
 import { NOT_A_MANAGER } from "../../src/tls/contexts.js";
 import { identityFromSubjectAltName, identityUri, parseIdentityUri } from "../../src/pki/identity.js";
 
@@ -115,5 +116,21 @@ describe("heartbeat pacing", () => {
     assert.equal(shouldRepace(5000, 4500), false, "hovering near a step");
     assert.equal(shouldRepace(5000, 3500), true);
     assert.equal(shouldRepace(1000, 1000), false);
+  });
+});
+
+describe("nextInPhase (a worker's heartbeat phase across a pace change)", () => {
+  it("lengthened: one new interval after the last heartbeat", () => {
+    assert.equal(nextInPhase(10_000, 5000, 11_000), 4000);
+  });
+  it("shortened: the next multiple of the new interval after the last heartbeat, never in the past", () => {
+    assert.equal(nextInPhase(10_000, 1000, 13_400), 600);
+    assert.equal(nextInPhase(10_000, 1000, 13_000), 1000);
+  });
+  it("workers whose last heartbeats were spread stay spread: a shared instant does not line them up", () => {
+    const now = 100_000;
+    const waits = Array.from({ length: 50 }, (_, i) => nextInPhase(now - 5000 + i * 100, 2000, now));
+    assert.equal(new Set(waits).size, 20, "every 100 ms slot of the new 2 s interval is used");
+    assert.ok(waits.every((w) => w > 0 && w <= 2000));
   });
 });
