@@ -135,9 +135,7 @@ class SimWorker {
     this.welcomedAt = now();
     this.backoff.reset();
     this.startHeartbeats(interval);
-    // As the agent's link does: a ping every two intervals (at least 5 s) to notice a vanished manager.
-    const pingEvery = Math.max(5000, 2 * interval);
-    this.ping = setInterval(() => this.ws?.ping(), pingEvery);
+    this.startPings(interval);
     settle();
   }
 
@@ -148,9 +146,16 @@ class SimWorker {
     this.hb = setInterval(() => this.beat(), interval);
   }
 
-  /** As the agent's link does: the new pace keeps this worker's phase (see WorkerLink.keepPhase). */
+  /** As the agent's link does: a ping every two intervals (at least 5 s) to notice a vanished manager. */
+  private startPings(interval: number): void {
+    if (this.ping) clearInterval(this.ping);
+    this.ping = setInterval(() => this.ws?.ping(), Math.max(5000, 2 * interval));
+  }
+
+  /** As the agent's link does: the new pace keeps this worker's phase (see WorkerLink.keepPhase), and pings follow it. */
   private repace(interval: number): void {
     this.interval = interval;
+    if (!this.frozen) this.startPings(interval);
     if (this.hb) clearTimeout(this.hb);
     this.hb = setTimeout(() => {
       this.beat();

@@ -233,6 +233,7 @@ export class Link {
         this.log.info({ from: this.heartbeatIntervalMs, to: msg.heartbeatIntervalMs }, "heartbeat interval changed by the manager");
         this.heartbeatIntervalMs = msg.heartbeatIntervalMs;
         this.keepPhase(msg.heartbeatIntervalMs);
+        this.startPings(msg.heartbeatIntervalMs);
       } else {
         void this.answer(msg);
       }
@@ -269,9 +270,18 @@ export class Link {
     const interval = this.heartbeatIntervalMs!;
     this.heartbeat();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), interval);
+    this.lastHeard = performance.now();
+    this.startPings(interval);
+  }
+
+  /**
+   * Pings follow the pace, like heartbeats: a worker that joined while the fleet was small would otherwise keep
+   * pinging at the small fleet's rate, and at 10,000 workers the manager's pongs are a fifth of its CPU.
+   */
+  private startPings(interval: number): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
     const pingEvery = this.options.pingIntervalMs ?? Math.max(5000, 2 * interval);
     const giveUpAfter = this.options.silentManagerMs ?? Math.max(90_000, 3 * pingEvery);
-    this.lastHeard = performance.now();
     let lastCheck = performance.now();
     this.pingTimer = setInterval(() => {
       const now = performance.now();
