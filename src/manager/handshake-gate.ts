@@ -51,6 +51,8 @@ export class HandshakeGate {
   private pumping = false;
 
   private limit: number;
+  /** The last lag observed was over the bound: slow handshakes are then slow because of us. */
+  private congested = false;
 
   constructor(private readonly options: GateOptions) {
     this.now = options.now ?? (() => performance.now());
@@ -68,7 +70,8 @@ export class HandshakeGate {
    * waiting on their peers (slow or distant clients): more at once. Additive increase, multiplicative decrease.
    */
   observeLag(lagMs: number): void {
-    if (lagMs > this.options.lagBoundMs) this.limit = Math.max(this.options.minInFlight, Math.floor(this.limit / 2));
+    this.congested = lagMs > this.options.lagBoundMs;
+    if (this.congested) this.limit = Math.max(this.options.minInFlight, Math.floor(this.limit / 2));
     else if (this.queued > 0) this.limit = Math.min(this.options.maxInFlight, this.limit + this.options.minInFlight);
   }
 
@@ -105,8 +108,10 @@ export class HandshakeGate {
 
   private admit(): void {
     const now = this.now();
+    // A slow handshake waits on its peer only while our own loop keeps time. When the loop lags, handshakes are
+    // slow because of us, and freeing their slots would start yet more of them: the pile-up the gate prevents.
     for (const [key, at] of this.inFlight) {
-      if (now - at < this.options.slotMs) break;
+      if (this.congested || now - at < this.options.slotMs) break;
       this.inFlight.delete(key);
     }
     while (this.head < this.waiting.length && this.inFlight.size < this.limit) {

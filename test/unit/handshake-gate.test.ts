@@ -108,4 +108,17 @@ describe("HandshakeGate", () => {
     gate.observeLag(400);
     assert.equal(gate.inFlightLimit, 4, "never below the minimum");
   });
+
+  it("while the loop lags, slow handshakes keep their slots: they are slow because of us", () => {
+    const { gate, log, conn, advance } = setup({ maxInFlight: 1, slotMs: 250 });
+    gate.arrive(conn("a"));
+    gate.arrive(conn("b"));
+    gate.observeLag(400);
+    advance(1000);
+    gate.pump();
+    assert.deepEqual(log, ["start a"], "congested: a still counts");
+    gate.observeLag(0);
+    gate.pump();
+    assert.deepEqual(log, ["start a", "start b"], "the loop keeps time again: a is waiting on its peer");
+  });
 });
