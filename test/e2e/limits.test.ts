@@ -3,11 +3,25 @@ import { connect as netConnect } from "node:net";
 import { readFileSync } from "node:fs";
 import { connect as tlsConnect } from "node:tls";
 import { after, before, describe, it } from "node:test";
-import { createLogger } from "../../src/log.js";
+import { createLogger, type Logger } from "../../src/log.js";
+import type { SessionLimits } from "../../src/manager/limits.js";
 import { startManager, type Manager } from "../../src/manager/manager.js";
-import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
+import { ManagerProc, startWorker, useCerts, type CertSet } from "../helpers/fleet.js";
 import { sleep } from "../helpers/processes.js";
 import { helloFor, rawClient } from "../helpers/raw-client.js";
+
+/** A manager in this test's process, for limits the CLI does not expose and to read its state directly. */
+function localManager(certs: CertSet, limits: Partial<SessionLimits>, log: Logger): Promise<Manager> {
+  return startManager({
+    tls: { ca: certs.ca, cert: certs.managerCert, key: certs.managerKey },
+    host: "127.0.0.1",
+    port: 0,
+    heartbeatIntervalMs: 1000,
+    missedHeartbeats: 3,
+    limits,
+    log,
+  });
+}
 
 /** Every limit cuts off the one peer that hit it, within its bound, with its own code or log line. */
 describe("limits", () => {
@@ -111,15 +125,7 @@ describe("a peer that stops reading", () => {
   after(() => manager?.close());
 
   it("is cut off with the slow-consumer code once its unread data passes the cap", async () => {
-    manager = await startManager({
-      tls: { ca: fx.certs.ca, cert: fx.certs.managerCert, key: fx.certs.managerKey },
-      host: "127.0.0.1",
-      port: 0,
-      heartbeatIntervalMs: 1000,
-      missedHeartbeats: 3,
-      limits: { sendBufferBytes: 256 * 1024 },
-      log: createLogger({ name: "manager", level: "silent" }),
-    });
+    manager = await localManager(fx.certs, { sendBufferBytes: 256 * 1024 }, createLogger({ name: "manager", level: "silent" }));
     const client = rawClient(`wss://127.0.0.1:${manager.port}`, { ca: fx.certs.ca, ...fx.certs.worker("slow") }, (ws) => {
       ws.send(JSON.stringify(helloFor("slow")));
     });
@@ -152,15 +158,8 @@ describe("TLS handshakes wait their turn", () => {
 
   before(async () => {
     const sink = { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) };
-    manager = await startManager({
-      tls: { ca: fx.certs.ca, cert: fx.certs.managerCert, key: fx.certs.managerKey },
-      host: "127.0.0.1",
-      port: 0,
-      heartbeatIntervalMs: 1000,
-      missedHeartbeats: 3,
-      limits: { maxHandshakes: 1, handshakeQueueMs: 400, handshakeSlotMs: 1000 },
-      log: createLogger({ name: "manager", level: "warn", destination: sink }),
-    });
+    const log = createLogger({ name: "manager", level: "warn", destination: sink });
+    manager = await localManager(fx.certs, { maxHandshakes: 1, handshakeQueueMs: 400, handshakeSlotMs: 1000 }, log);
   });
 
   it("a burst of workers all get in, one handshake at a time", async () => {
