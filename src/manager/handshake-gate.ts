@@ -114,29 +114,27 @@ export class HandshakeGate {
       if (this.congested || now - at < this.options.slotMs) break;
       this.inFlight.delete(key);
     }
-    while (this.head < this.waiting.length && this.inFlight.size < this.limit) {
-      const { conn, at } = this.waiting[this.head]!;
-      this.waiting[this.head++] = undefined as never;
-      if (now - at > this.options.maxWaitMs) {
-        this.shedCount++;
-        conn.shed();
-        continue;
-      }
+    // Arrival order puts the oldest at the front: shed those first, even when no slot is free, so a wedged gate
+    // does not keep connections nobody will use.
+    while (this.queued > 0 && now - this.waiting[this.head]!.at > this.options.maxWaitMs) {
+      this.shedCount++;
+      this.takeFront().shed();
+    }
+    while (this.queued > 0 && this.inFlight.size < this.limit) {
+      const conn = this.takeFront();
       this.inFlight.set(conn.key, now);
       conn.start();
-    }
-    // Everything still waiting is younger than its head only if arrival order holds, which it does: shed from the
-    // front even when no slot is free, so a wedged gate does not keep connections nobody will use.
-    while (this.head < this.waiting.length && now - this.waiting[this.head]!.at > this.options.maxWaitMs) {
-      const { conn } = this.waiting[this.head]!;
-      this.waiting[this.head++] = undefined as never;
-      this.shedCount++;
-      conn.shed();
     }
     if (this.head > 1024 && this.head * 2 > this.waiting.length) {
       this.waiting.splice(0, this.head);
       this.head = 0;
     }
+  }
+
+  private takeFront(): Waiting {
+    const { conn } = this.waiting[this.head]!;
+    this.waiting[this.head++] = undefined as never;
+    return conn;
   }
 
   /** How many were shed since the last call. */
@@ -148,11 +146,7 @@ export class HandshakeGate {
 
   /** Sheds everything waiting (the manager is stopping). */
   close(): void {
-    while (this.head < this.waiting.length) {
-      const { conn } = this.waiting[this.head]!;
-      this.waiting[this.head++] = undefined as never;
-      conn.shed();
-    }
+    while (this.queued > 0) this.takeFront().shed();
     this.waiting.length = 0;
     this.head = 0;
     this.inFlight.clear();

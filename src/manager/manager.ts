@@ -84,7 +84,7 @@ function admitThroughGate(server: Server, limits: SessionLimits): HandshakeGate 
     raw.once("close", () => gate.finished(key));
     gate.arrive({ key, start: () => startTls.call(server, raw), shed: () => raw.destroy() });
   });
-  // Registered first, so the slot is free before any other listener's work.
+  // Prepended, so the slot is free before the rest of the secure-connection work.
   server.prependListener("secureConnection", (socket: TLSSocket) => gate.finished(keyOf(socket)));
   return gate;
 }
