@@ -6,6 +6,7 @@
 import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
+import { MAX_FRAME_BYTES } from "../../src/protocol/messages.js";
 import { loadTlsMaterial, managerServerOptions } from "../../src/tls/contexts.js";
 
 const [ca, cert, key, portArg] = process.argv.slice(2);
@@ -15,7 +16,7 @@ if (!ca || !cert || !key) {
 }
 const material = loadTlsMaterial({ ca, cert, key }, "manager");
 const server = createServer({ ...managerServerOptions(material), sessionTimeout: 86_400 });
-const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
+const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
 let messages = 0;
 let parsedBytes = 0;
 server.on("upgrade", (req, socket, head) => {

@@ -140,7 +140,7 @@ async function allStats(sims: Simulator[], since?: number): Promise<SimStats> {
 
 /**
  * CPU seconds and heartbeats over a window of steady heartbeating; RSS sampled through it (median). The figure is
- * the whole window's mean, so periodic costs (a major GC, the 5 s full health check) are in it; the 10 s parts
+ * the whole window's mean, so periodic costs (a major GC, the 30 s full health check) are in it; the 10 s parts
  * of the window are reported too, to show how much one short window can vary.
  */
 async function steadyState(
@@ -214,22 +214,32 @@ async function runBaseline(n: number, certs: BenchCerts, intervalMs: number): Pr
   // The same storm as the manager's without resumption: a restarted bare server has new ticket keys.
   say(`  baseline reconnect storm (full handshakes): restarting the bare server`);
   for (const s of sims) await s.call({ op: "resume-sessions", resume: false });
-  const before = await allStats(sims);
-  await server.stop();
-  server = await startBaseline(certs, server.port);
-  const cpu0 = cpuSeconds(server.pid);
-  const curve: Record<string, number> = {};
-  const back = await waitOpen(sims, n, server.listeningAt, 120_000, curve);
-  const stormFull = {
-    seconds: (back.lastWelcomeAt - server.listeningAt) / 1000,
-    curve,
-    serverCpuS: cpuSeconds(server.pid) - cpu0,
-    failures: failuresSince(before, back),
-  };
-  say(`    all ${n} back in ${stormFull.seconds.toFixed(1)} s (${JSON.stringify(curve)}), server CPU ${stormFull.serverCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(stormFull.failures)}`);
+  const timed = await timeStorm(sims, n, async () => {
+    await server.stop();
+    return (server = await startBaseline(certs, server.port));
+  });
+  const stormFull = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, failures: timed.failures };
+  say(`    all ${n} back in ${stormFull.seconds.toFixed(1)} s (${JSON.stringify(stormFull.curve)}), server CPU ${stormFull.serverCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(stormFull.failures)}`);
   for (const s of sims) await s.stop();
   await server.stop();
   return { idleRss, ...steady, rssPerWorker: (steady.rss - idleRss) / n, openMs, stormFull };
+}
+
+/**
+ * Restarts a server (`restart` stops the old one and returns the new one) and times the storm: from the new one's
+ * "listening" until the last of `expected` sessions is back, with its CPU and the failed attempts meanwhile.
+ */
+async function timeStorm(
+  sims: Simulator[],
+  expected: number,
+  restart: () => Promise<{ pid: number; listeningAt: number }>,
+): Promise<{ back: SimStats; seconds: number; curve: Record<string, number>; cpuS: number; failures: Record<string, number> }> {
+  const before = await allStats(sims);
+  const server = await restart();
+  const cpu0 = cpuSeconds(server.pid);
+  const curve: Record<string, number> = {};
+  const back = await waitOpen(sims, expected, server.listeningAt, 120_000, curve);
+  return { back, seconds: (back.lastWelcomeAt - server.listeningAt) / 1000, curve, cpuS: cpuSeconds(server.pid) - cpu0, failures: failuresSince(before, back) };
 }
 
 /** Failed connection attempts between two readings, by error code. */
@@ -255,7 +265,7 @@ async function waitOpen(sims: Simulator[], expected: number, since: number, dead
   }
 }
 
-async function runManager(n: number, certs: BenchCerts, dir: string): Promise<SizeResult["manager"]> {
+async function runManager(n: number, certs: BenchCerts, dir: string, interval: number): Promise<SizeResult["manager"]> {
   const port = await freePort();
   const stateFile = join(dir, `state-${n}.json`);
   rmSync(stateFile, { force: true });
@@ -275,13 +285,11 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
       for (;;) {
         const counts = await manager.counts();
         const s = await allStats(sims);
-        const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
         if (counts.healthy === n && s.intervals[interval] === n) return;
         await sleep(500);
       }
     })(),
   );
-  const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
   await sleep(Math.max(3000, 2 * interval));
   say(`  steady state at a ${interval} ms interval; measuring CPU over ${opts.window} s`);
   const perf = opts.perf
@@ -340,15 +348,10 @@ async function runManager(n: number, certs: BenchCerts, dir: string): Promise<Si
   const storm = async (resume: boolean) => {
     for (const s of sims) await s.call({ op: "resume-sessions", resume });
     say(`  reconnect storm ${resume ? "with" : "without"} TLS session resumption: restarting the manager`);
-    const before = await allStats(sims);
-    await manager.stop();
-    manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs);
-    const cpu0 = cpuSeconds(manager.pid);
-    const curve: Record<string, number> = {};
-    const back = await waitOpen(sims, alive, manager.listeningAt, 120_000, curve);
-    const managerCpuS = cpuSeconds(manager.pid) - cpu0;
-    const seconds = (back.lastWelcomeAt - manager.listeningAt) / 1000;
-    const failures = failuresSince(before, back);
+    const { back, seconds, curve, cpuS: managerCpuS, failures } = await timeStorm(sims, alive, async () => {
+      await manager.stop();
+      return (manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs));
+    });
     const summary = (await manager.tool("get_fleet_summary")).result.structuredContent as { connected: number; counts: Record<string, number> };
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
     const warnings = { ...manager.warnings };
@@ -396,7 +399,7 @@ async function main(): Promise<void> {
     say(`N = ${n}`);
     const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
     const baseline = await runBaseline(n, certs, interval);
-    const manager = await runManager(n, certs, opts.out);
+    const manager = await runManager(n, certs, opts.out, interval);
     results.push({ n, baseline, manager });
     await cleanup();
   }

@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { connect, createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
-import { CONNECT_TIMEOUT_MS } from "../../src/protocol/messages.js";
+import { CONNECT_TIMEOUT_MS, MAX_FRAME_BYTES } from "../../src/protocol/messages.js";
 import { Backoff } from "../../src/worker/backoff.js";
 import { nextInPhase } from "../../src/worker/link.js";
 import type { SimCommand, SimReply, SimStats } from "./sim-protocol.js";
@@ -78,7 +78,7 @@ class SimWorker {
     this.welcomedAt = 0;
     const ws = new WebSocket(url, {
       perMessageDeflate: false,
-      maxPayload: 64 * 1024,
+      maxPayload: MAX_FRAME_BYTES,
       handshakeTimeout: CONNECT_TIMEOUT_MS,
       createConnection: (opts: { host?: string; port?: number | string }) => {
         const socket: TLSSocket = connect({
