@@ -152,7 +152,7 @@ class SimWorker {
     this.ping = setInterval(() => this.ws?.ping(), Math.max(5000, 2 * interval));
   }
 
-  /** As the agent's link does: the new pace keeps this worker's phase (see WorkerLink.keepPhase), and pings follow it. */
+  /** As the agent's link does: the new pace keeps this worker's phase (see Link.keepPhase in src/worker/link.ts), and pings follow it. */
   private repace(interval: number): void {
     this.interval = interval;
     if (!this.frozen) this.startPings(interval);

@@ -53,10 +53,9 @@ export interface LinkOptions {
   welcomeTimeoutMs?: number;
 }
 
-/** Milliseconds from `now` to the first `last + k·interval` (k ≥ 1) that is not in the past. */
+/** Milliseconds from `now` to the first `last + k·interval` (k ≥ 1) after `now`. */
 export function nextInPhase(last: number, interval: number, now: number): number {
-  const since = Math.max(0, now - last);
-  return since < interval ? interval - since : interval - (since % interval);
+  return interval - (Math.max(0, now - last) % interval);
 }
 
 export function workerEndpoint(url: string): string {
