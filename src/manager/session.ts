@@ -33,23 +33,28 @@ export class WorkerSession {
   private phase: Phase = "awaiting-hello";
   private saidGoodbye = false;
   private closedBy: { code: number; detail: string } | null = null;
-  private readonly helloTimer: NodeJS.Timeout;
-  private readonly correlator: Correlator;
-  private readonly log: Logger;
+  // A manager holds 10,000 of these, so a session keeps only what it uses (docs/performance.md, "Memory"): the
+  // certificate's serial and expiry rather than its facts, no child logger, no correlator until the first request,
+  // no hello timer once the hello is in.
+  private helloTimer: NodeJS.Timeout | null;
+  private correlator: Correlator | null = null;
   private lastBeatAt = performance.now();
   private readonly bucket: TokenBucket;
+  /** The client certificate's serial number (lower-case hex), as the CRL lists it. */
+  readonly serialNumber: string;
+  private readonly certNotAfter: number;
 
   constructor(
     private readonly ws: WebSocket,
     readonly identity: Identity,
-    private readonly cert: CertificateFacts,
+    cert: CertificateFacts,
     readonly address: string | null,
     /** Whether TLS resumed an earlier session (no full handshake): worth knowing in a reconnect storm. */
     private readonly resumed: boolean,
     private readonly ctx: SessionContext,
   ) {
-    this.log = ctx.log.child({ worker: identity.id, session: this.sessionId });
-    this.correlator = new Correlator((req) => this.send(req));
+    this.serialNumber = cert.serialNumber;
+    this.certNotAfter = cert.notAfter.getTime();
     this.helloTimer = setTimeout(() => this.close(CloseCode.HELLO_TIMEOUT), ctx.limits.helloTimeoutMs);
     this.bucket = new TokenBucket(ctx.limits.messagesPerSecond, ctx.limits.messageBurst);
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
@@ -57,17 +62,12 @@ export class WorkerSession {
     // ws reports an oversized frame (WS_ERR_UNSUPPORTED_MESSAGE_LENGTH) here, then closes with 1009.
     ws.on("error", (err) => {
       const code = (err as { code?: string }).code;
-      ctx.throttle.warn(`socket-${code}`, { worker: identity.id, session: this.sessionId, err: err.message, code }, "worker socket error");
+      ctx.throttle.warn(`socket-${code}`, { ...this.tag, err: err.message, code }, "worker socket error");
     });
   }
 
   get workerId(): string {
     return this.identity.id;
-  }
-
-  /** The client certificate's serial number (lower-case hex), as the CRL lists it. */
-  get serialNumber(): string {
-    return this.cert.serialNumber;
   }
 
   get isOpen(): boolean {
@@ -76,6 +76,7 @@ export class WorkerSession {
 
   request(method: string, params: unknown, options: CallOptions): Promise<unknown> {
     if (this.phase !== "open") return Promise.reject(new FleetError("E_NOT_CONNECTED", `worker ${this.workerId} is not connected`));
+    this.correlator ??= new Correlator((req) => this.send(req));
     return this.correlator.call(method, params, options);
   }
 
@@ -84,8 +85,8 @@ export class WorkerSession {
     if (this.phase === "closed" || this.closedBy) return;
     const reason = code >= 4000 ? closeReason(code as AppCloseCode, detail) : (detail ?? describeCloseCode(code));
     this.closedBy = { code, detail: reason };
-    const fields = { worker: this.workerId, session: this.sessionId, code, cause: closeCodeName(code) ?? describeCloseCode(code), detail };
-    if (code === 1000 || code === 1001) this.log.info(fields, "closing worker session");
+    const fields = { ...this.tag, code, cause: closeCodeName(code) ?? describeCloseCode(code), detail };
+    if (code === 1000 || code === 1001) this.ctx.log.info(fields, "closing worker session");
     else this.ctx.throttle.warn(`close-${code}`, fields, "closing worker session");
     this.ws.close(code, reason);
     // A peer that never answers the close handshake must not keep the socket (ws waits 30 s otherwise).
@@ -99,6 +100,16 @@ export class WorkerSession {
 
   terminate(): void {
     this.ws.terminate();
+  }
+
+  /** The fields every log line about this session carries. */
+  private get tag(): { worker: string; session: string } {
+    return { worker: this.identity.id, session: this.sessionId };
+  }
+
+  private stopHelloTimer(): void {
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
   }
 
   private send(message: ManagerMessage): void {
@@ -131,29 +142,29 @@ export class WorkerSession {
         return this.close(CloseCode.PROTOCOL_ERROR, "hello sent twice");
       case "heartbeat": {
         this.ctx.registry.heartbeat(this.workerId, this.sessionId, msg.seq, msg.metrics);
-        if (this.log.isLevelEnabled("trace")) {
+        if (this.ctx.log.isLevelEnabled("trace")) {
           const now = performance.now();
-          this.log.trace({ seq: msg.seq, gapMs: Math.round(now - this.lastBeatAt) }, "heartbeat");
+          this.ctx.log.trace({ ...this.tag, seq: msg.seq, gapMs: Math.round(now - this.lastBeatAt) }, "heartbeat");
           this.lastBeatAt = now;
         }
         return;
       }
       case "response":
-        if (!this.correlator.handleResponse(msg)) this.log.debug({ id: msg.id }, "response to no pending request");
+        if (!this.correlator?.handleResponse(msg)) this.ctx.log.debug({ ...this.tag, id: msg.id }, "response to no pending request");
         return;
       case "progress":
-        this.correlator.handleProgress(msg);
+        this.correlator?.handleProgress(msg);
         return;
       case "goodbye":
         this.saidGoodbye = true;
         this.ctx.registry.goodbye(this.workerId, this.sessionId, msg.reason);
-        this.log.info({ reason: msg.reason }, "worker said goodbye");
+        this.ctx.log.info({ ...this.tag, reason: msg.reason }, "worker said goodbye");
         return;
     }
   }
 
   private onHello(hello: Hello): void {
-    clearTimeout(this.helloTimer);
+    this.stopHelloTimer();
     if (!SUPPORTED_PROTOCOLS.includes(hello.protocol)) {
       return this.close(
         CloseCode.UNSUPPORTED_PROTOCOL,
@@ -181,18 +192,18 @@ export class WorkerSession {
       labels: hello.labels,
       platform: hello.platform,
       address: this.address,
-      certNotAfter: this.cert.notAfter.getTime(),
+      certNotAfter: this.certNotAfter,
     });
     // After the registry made this session current, so the replaced session's close is ignored there.
     this.ctx.onAccepted(this);
-    this.log.info({ hostname: hello.hostname, agentVersion: hello.agentVersion, address: this.address, resumed: this.resumed }, "worker connected");
+    this.ctx.log.info({ ...this.tag, hostname: hello.hostname, agentVersion: hello.agentVersion, address: this.address, resumed: this.resumed }, "worker connected");
   }
 
   private onClose(code: number, reason: string): void {
-    clearTimeout(this.helloTimer);
+    this.stopHelloTimer();
     const wasOpen = this.phase === "open";
     this.phase = "closed";
-    this.correlator.rejectAll(new FleetError("E_NOT_CONNECTED", `worker ${this.workerId} disconnected`));
+    this.correlator?.rejectAll(new FleetError("E_NOT_CONNECTED", `worker ${this.workerId} disconnected`));
     // A manager that is shutting down closed this itself (1001): that says nothing about the worker's health.
     if (wasOpen && !this.saidGoodbye && this.closedBy?.code !== 1001) {
       const detail = this.closedBy
@@ -200,7 +211,7 @@ export class WorkerSession {
         : `${reason || describeCloseCode(code)} (${code})`;
       this.ctx.registry.sessionClosed(this.workerId, this.sessionId, detail);
     }
-    this.log.debug({ code, reason }, "worker session closed");
+    this.ctx.log.debug({ ...this.tag, code, reason }, "worker session closed");
     this.ctx.onEnded(this);
   }
 }
