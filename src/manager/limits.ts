@@ -38,6 +38,9 @@ export const DEFAULT_LIMITS: SessionLimits = {
   handshakeSlotMs: 250,
 };
 
+// Shared: a default closure per bucket would be one more object per session.
+const monotonicNow = () => performance.now();
+
 /** A token bucket on an injected clock: `take()` is false once the peer is over its rate. */
 export class TokenBucket {
   private tokens: number;
@@ -46,7 +49,7 @@ export class TokenBucket {
   constructor(
     private readonly perSecond: number,
     private readonly burst: number,
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = monotonicNow,
   ) {
     this.tokens = burst;
     this.last = now();

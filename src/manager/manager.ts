@@ -77,12 +77,17 @@ function admitThroughGate(server: Server, limits: SessionLimits): HandshakeGate 
     slotMs: limits.handshakeSlotMs,
     maxWaitMs: limits.handshakeQueueMs,
   });
-  let unnamed = 0;
-  const keyOf = (s: Socket) => (s.remoteAddress && s.remotePort ? `${s.remoteAddress}|${s.remotePort}` : `gone-${unnamed++}`);
+  // Node keeps a socket's peer address once read, so a closed socket still has its key.
+  const keyOf = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
+  // One listener for every socket: a closure each would stay with the connection for its whole life.
+  function onRawClose(this: Socket) {
+    gate.finished(keyOf(this));
+  }
   server.on("connection", (raw: Socket) => {
-    const key = keyOf(raw);
-    raw.once("close", () => gate.finished(key));
-    gate.arrive({ key, start: () => startTls.call(server, raw), shed: () => raw.destroy() });
+    // No peer address: the peer reset the connection before it was accepted.
+    if (!raw.remoteAddress || !raw.remotePort) return void raw.destroy();
+    raw.on("close", onRawClose);
+    gate.arrive({ key: keyOf(raw), start: () => startTls.call(server, raw), shed: () => raw.destroy() });
   });
   // Prepended, so the slot is free before the rest of the secure-connection work.
   server.prependListener("secureConnection", (socket: TLSSocket) => gate.finished(keyOf(socket)));
@@ -215,13 +220,14 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const gate = admitThroughGate(server, limits);
   // Node's HTTP timeouts do not cover a connection that never sends a byte of its request: past TLS, a client
   // has until the hello timeout to upgrade. ws clears the socket's timeout when it takes the socket over.
+  function dropNoUpgrade(this: TLSSocket) {
+    throttle.warn("no-upgrade", { address: this.remoteAddress }, "dropped: no upgrade request in time");
+    this.destroy();
+  }
   server.on("secureConnection", (socket: TLSSocket) => {
     if (socket.destroyed) return;
     socket.setTimeout(limits.helloTimeoutMs);
-    socket.once("timeout", () => {
-      throttle.warn("no-upgrade", { address: socket.remoteAddress }, "dropped: no upgrade request in time");
-      socket.destroy();
-    });
+    socket.on("timeout", dropNoUpgrade);
   });
 
   gateUnauthorized(server, ({ address, reason, subject }) =>
@@ -236,6 +242,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   });
   server.on("upgrade", (req, rawSocket, head) => {
     const socket = rawSocket as TLSSocket;
+    socket.removeListener("timeout", dropNoUpgrade);
     const path = new URL(req.url ?? "/", "https://manager").pathname;
     if (path !== WORKER_PATH) {
       socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
