@@ -140,6 +140,11 @@ export function assessConnected(facts: ConnectedFacts, policy: HealthPolicy): { 
 
 export function sameReasons(a: readonly Reason[], b: readonly Reason[]): boolean {
   if (a.length !== b.length) return false;
-  const codes = new Set(a.map((r) => r.code));
-  return b.every((r) => codes.has(r.code));
+  // A handful of reasons at most, compared on every heartbeat: loops that allocate nothing.
+  for (let i = 0; i < b.length; i++) {
+    let found = false;
+    for (let j = 0; j < a.length && !found; j++) found = a[j]!.code === b[i]!.code;
+    if (!found) return false;
+  }
+  return true;
 }

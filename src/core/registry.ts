@@ -112,6 +112,13 @@ function silenceMs(rec: WorkerRecord, now: number): number {
   return now - silentSince(rec);
 }
 
+/** How many of `times` are later than `since` (a loop: this runs on every heartbeat, and a filter allocates). */
+function countSince(times: readonly number[], since: number): number {
+  let n = 0;
+  for (const t of times) if (t > since) n++;
+  return n;
+}
+
 /**
  * Everything else that ages (flapping and duplicate windows, certificate expiry) moves in minutes or days, and each
  * heartbeat re-assesses its worker anyway: the full re-assessment of every connected worker is a safety net for
@@ -466,9 +473,9 @@ export class Registry {
       {
         silenceMs: silenceMs(rec, now),
         metrics: rec.metrics,
-        sessionsInFlapWindow: rec.sessionStarts.filter((t) => now - t < this.policy.flapWindowMs).length,
+        sessionsInFlapWindow: countSince(rec.sessionStarts, now - this.policy.flapWindowMs),
         certExpiresInMs: rec.info.certNotAfter === null ? null : rec.info.certNotAfter - this.clock.wall(),
-        replacementsInWindow: rec.replacements.filter((t) => now - t < this.policy.duplicateWindowMs).length,
+        replacementsInWindow: countSince(rec.replacements, now - this.policy.duplicateWindowMs),
         replacingAddresses: rec.replacingAddresses,
       },
       this.policy,
