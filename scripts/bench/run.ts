@@ -146,7 +146,7 @@ async function allStats(sims: Simulator[], since?: number): Promise<SimStats> {
 async function steadyState(
   pid: number,
   sims: Simulator[],
-): Promise<{ cpuPerHeartbeatUs: number; partsUs: number[]; rss: number; heartbeats: number; cpuPercent: number; threadsUsPerHeartbeat: Record<string, number> }> {
+): Promise<{ windowAt: number; cpuPerHeartbeatUs: number; partsUs: number[]; rss: number; heartbeats: number; cpuPercent: number; threadsUsPerHeartbeat: Record<string, number> }> {
   const s0 = await allStats(sims);
   const th0 = threadCpuSeconds(pid);
   const c0 = cpuSeconds(pid);
@@ -174,6 +174,7 @@ async function steadyState(
   );
   rss.sort((a, b) => a - b);
   return {
+    windowAt: t0,
     cpuPerHeartbeatUs: ((c1 - c0) / heartbeats) * 1e6,
     partsUs,
     rss: percentile(rss, 50),
@@ -203,26 +204,37 @@ async function startBaseline(certs: BenchCerts, port: number): Promise<{ pid: nu
   return { pid: child.pid!, port: listening, listeningAt: epochNow(), stop };
 }
 
-async function runBaseline(n: number, certs: BenchCerts, intervalMs: number): Promise<SizeResult["baseline"]> {
-  say(`  baseline: bare https + ws server, ${n} sessions, heartbeat every ${intervalMs} ms`);
-  let server = await startBaseline(certs, 0);
+type BaselineServer = Awaited<ReturnType<typeof startBaseline>>;
+
+/** A bare baseline server (its idle RSS read first) and `n` sessions heartbeating at `intervalMs`. */
+async function openBaseline(n: number, certs: BenchCerts, intervalMs: number): Promise<{ server: BaselineServer; sims: Simulator[]; idleRss: number; openMs: number }> {
+  const server = await startBaseline(certs, 0);
   await sleep(1000);
   const idleRss = rssBytes(server.pid);
   const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${server.port}/worker`, "baseline", intervalMs);
+  return { server, sims, idleRss, openMs };
+}
+
+/**
+ * The transport's own reconnect storm: a fresh bare server and fleet, and the server restarted on the same port
+ * with new ticket keys, so every session comes back with a full handshake. Fresh, so the storm does not change
+ * the RSS that the steady state measured, and alone on the machine, like the manager's storms.
+ */
+async function baselineStorm(n: number, certs: BenchCerts, intervalMs: number): Promise<SizeResult["baseline"]["stormFull"]> {
+  say(`  baseline reconnect storm (full handshakes): a fresh bare server and ${n} sessions, then the server restarted`);
+  const fleet = await openBaseline(n, certs, intervalMs);
+  let server = fleet.server;
   await sleep(Math.max(3000, 2 * intervalMs));
-  const steady = await steadyState(server.pid, sims);
-  // The same storm as the manager's without resumption: a restarted bare server has new ticket keys.
-  say(`  baseline reconnect storm (full handshakes): restarting the bare server`);
-  for (const s of sims) await s.call({ op: "resume-sessions", resume: false });
-  const timed = await timeStorm(sims, n, async () => {
+  for (const s of fleet.sims) await s.call({ op: "resume-sessions", resume: false });
+  const timed = await timeStorm(fleet.sims, n, async () => {
     await server.stop();
     return (server = await startBaseline(certs, server.port));
   });
   const stormFull = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, failures: timed.failures };
   say(`    all ${n} back in ${stormFull.seconds.toFixed(1)} s (${JSON.stringify(stormFull.curve)}), server CPU ${stormFull.serverCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(stormFull.failures)}`);
-  for (const s of sims) await s.stop();
+  for (const s of fleet.sims) await s.stop();
   await server.stop();
-  return { idleRss, ...steady, rssPerWorker: (steady.rss - idleRss) / n, openMs, stormFull };
+  return stormFull;
 }
 
 /**
@@ -265,16 +277,18 @@ async function waitOpen(sims: Simulator[], expected: number, since: number, dead
   }
 }
 
-async function runManager(n: number, certs: BenchCerts, dir: string, interval: number): Promise<SizeResult["manager"]> {
+/** The manager (its idle RSS read first) with `n` simulated workers, all healthy at the settled pace. */
+async function openManager(n: number, certs: BenchCerts, dir: string, interval: number) {
   const port = await freePort();
   const stateFile = join(dir, `state-${n}.json`);
   rmSync(stateFile, { force: true });
   rmSync(`${stateFile}.ticket-keys`, { force: true });
   say(`  manager: ${n} simulated workers`);
-  let manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs);
-  cleanups.push(() => manager.stop());
+  // One object throughout: a restart replaces `manager` in it, and the cleanup stops whichever is current.
+  const m = { manager: await BenchManager.start(certs, port, stateFile, managerNodeArgs), port, stateFile };
+  cleanups.push(() => m.manager.stop());
   await sleep(1000);
-  const idleRss = rssBytes(manager.pid);
+  const idleRss = rssBytes(m.manager.pid);
   const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${port}/worker`, "manager", 0);
   say(`  ${n} sessions opened in ${(openMs / 1000).toFixed(1)} s`);
   // Every worker healthy, and the pace settled (it follows the fleet's size once a second).
@@ -283,7 +297,7 @@ async function runManager(n: number, certs: BenchCerts, dir: string, interval: n
     120_000,
     (async () => {
       for (;;) {
-        const counts = await manager.counts();
+        const counts = await m.manager.counts();
         const s = await allStats(sims);
         if (counts.healthy === n && s.intervals[interval] === n) return;
         await sleep(500);
@@ -291,14 +305,19 @@ async function runManager(n: number, certs: BenchCerts, dir: string, interval: n
     })(),
   );
   await sleep(Math.max(3000, 2 * interval));
-  say(`  steady state at a ${interval} ms interval; measuring CPU over ${opts.window} s`);
-  const perf = opts.perf
-    ? spawn("perf", ["record", "-e", "cpu-clock", "-F", "499", "-g", "-p", String(manager.pid), "-o", join(opts.out, `perf-${n}.data`), "--", "sleep", String(opts.window)], {
-        stdio: "ignore",
-      })
-    : null;
-  const steady = await steadyState(manager.pid, sims);
-  if (perf) await new Promise((resolve) => (perf.exitCode !== null ? resolve(null) : perf.once("exit", resolve)));
+  return Object.assign(m, { sims, idleRss, openMs });
+}
+
+/** Everything after the steady state: MCP latency, detection, and the two reconnect storms. */
+async function finishManager(
+  n: number,
+  certs: BenchCerts,
+  interval: number,
+  m: Awaited<ReturnType<typeof openManager>>,
+  steady: Awaited<ReturnType<typeof steadyState>>,
+): Promise<SizeResult["manager"]> {
+  const { sims, idleRss, openMs, port, stateFile } = m;
+  let manager = m.manager;
   if (opts.profile) {
     process.kill(manager.pid, "SIGUSR2");
     say(`  heap snapshot requested (written to ${opts.profile})`);
@@ -350,7 +369,7 @@ async function runManager(n: number, certs: BenchCerts, dir: string, interval: n
     say(`  reconnect storm ${resume ? "with" : "without"} TLS session resumption: restarting the manager`);
     const { back, seconds, curve, cpuS: managerCpuS, failures } = await timeStorm(sims, alive, async () => {
       await manager.stop();
-      return (manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs));
+      return (manager = m.manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs));
     });
     const summary = (await manager.tool("get_fleet_summary")).result.structuredContent as { connected: number; counts: Record<string, number> };
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
@@ -398,8 +417,28 @@ async function main(): Promise<void> {
   for (const n of sizes) {
     say(`N = ${n}`);
     const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
-    const baseline = await runBaseline(n, certs, interval);
-    const manager = await runManager(n, certs, opts.out, interval);
+    // The steady state is measured for both servers at once, over the same window: the machine's other load (it
+    // is a VM) then weighs on both alike, and their ratio holds still where two windows minutes apart did not.
+    say(`  baseline: bare https + ws server, ${n} sessions, heartbeat every ${interval} ms`);
+    const base = await openBaseline(n, certs, interval);
+    cleanups.push(async () => {
+      for (const s of base.sims) await s.stop();
+      await base.server.stop();
+    });
+    const m = await openManager(n, certs, opts.out, interval);
+    say(`  steady state at a ${interval} ms interval: CPU of the manager and of the baseline over the same ${opts.window} s`);
+    const perf = opts.perf
+      ? spawn("perf", ["record", "-e", "cpu-clock", "-F", "499", "-g", "-p", String(m.manager.pid), "-o", join(opts.out, `perf-${n}.data`), "--", "sleep", String(opts.window)], {
+          stdio: "ignore",
+        })
+      : null;
+    const [baseSteady, managerSteady] = await Promise.all([steadyState(base.server.pid, base.sims), steadyState(m.manager.pid, m.sims)]);
+    if (perf) await new Promise((resolve) => (perf.exitCode !== null ? resolve(null) : perf.once("exit", resolve)));
+    for (const s of base.sims) await s.stop();
+    await base.server.stop();
+    const manager = await finishManager(n, certs, interval, m, managerSteady);
+    const stormFull = await baselineStorm(n, certs, interval);
+    const baseline = { idleRss: base.idleRss, ...baseSteady, rssPerWorker: (baseSteady.rss - base.idleRss) / n, openMs: base.openMs, stormFull };
     results.push({ n, baseline, manager });
     await cleanup();
   }

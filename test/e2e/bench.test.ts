@@ -29,8 +29,9 @@ describe("npm run bench (small)", () => {
     const out = JSON.parse(readFileSync(join(tmp.path, "latest.json"), "utf8")) as {
       results: Array<{
         n: number;
-        baseline: { cpuPerHeartbeatUs: number; rssPerWorker: number; stormFull: { seconds: number; serverCpuS: number } };
+        baseline: { windowAt: number; cpuPerHeartbeatUs: number; rssPerWorker: number; stormFull: { seconds: number; serverCpuS: number } };
         manager: {
+          windowAt: number;
           cpuPerHeartbeatUs: number;
           killedMs: number[];
           frozenMs: number[];
@@ -44,6 +45,7 @@ describe("npm run bench (small)", () => {
     const r = out.results[0]!;
     assert.equal(r.n, 200);
     assert.ok(r.baseline.cpuPerHeartbeatUs > 0 && r.manager.cpuPerHeartbeatUs > 0, "both servers did measurable work");
+    assert.ok(Math.abs(r.manager.windowAt - r.baseline.windowAt) < 1000, "the two steady states were measured over the same window");
     assert.ok(r.baseline.rssPerWorker > 0, "connections cost the baseline memory");
     assert.ok(r.baseline.stormFull.seconds > 0 && r.baseline.stormFull.serverCpuS > 0, "the restarted bare server took every connection back");
     for (const ms of r.manager.killedMs) assert.ok(ms >= 0 && ms < 1000, `killed worker seen in ${ms} ms`);
