@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import { FakeClock } from "../../src/core/clock.js";
-import { DEFAULT_POLICY, type HealthPolicy, type HealthState } from "../../src/core/health.js";
+import { DEFAULT_POLICY, sameReasons, type HealthPolicy, type HealthState } from "../../src/core/health.js";
 import { Registry, type HealthEvent, type SessionInfo } from "../../src/core/registry.js";
 import { EMPTY_METRICS, type MetricsSummary } from "../../src/protocol/metrics.js";
 
@@ -357,5 +357,20 @@ describe("registry deadlines between full checks", () => {
       { at: 2100, to: "degraded" },
       { at: 3100, to: "unhealthy" },
     ]);
+  });
+});
+
+describe("sameReasons", () => {
+  const r = (code: string, message = code) => ({ code, message }) as never;
+  it("compares the codes, in any order, and not the messages (they carry changing numbers)", () => {
+    assert.equal(sameReasons([], []), true);
+    assert.equal(sameReasons([r("heartbeat_late", "none for 2.1 s")], [r("heartbeat_late", "none for 2.4 s")]), true);
+    assert.equal(sameReasons([r("battery_low"), r("disk_pressure")], [r("disk_pressure"), r("battery_low")]), true);
+  });
+  it("differs when a code differs or the count does", () => {
+    assert.equal(sameReasons([r("battery_low")], [r("disk_pressure")]), false);
+    assert.equal(sameReasons([r("battery_low")], []), false);
+    assert.equal(sameReasons([], [r("battery_low")]), false);
+    assert.equal(sameReasons([r("battery_low"), r("battery_low")], [r("battery_low"), r("disk_pressure")]), false);
   });
 });
