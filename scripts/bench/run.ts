@@ -215,6 +215,11 @@ async function openBaseline(n: number, certs: BenchCerts, intervalMs: number): P
   return { server, sims, idleRss, openMs };
 }
 
+async function stopFleet(sims: Simulator[], server: { stop: () => Promise<void> }): Promise<void> {
+  for (const s of sims) await s.stop();
+  await server.stop();
+}
+
 /**
  * The transport's own reconnect storm: a fresh bare server and fleet, and the server restarted on the same port
  * with new ticket keys, so every session comes back with a full handshake. Fresh, so the storm does not change
@@ -232,8 +237,7 @@ async function baselineStorm(n: number, certs: BenchCerts, intervalMs: number): 
   });
   const stormFull = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, failures: timed.failures };
   say(`    all ${n} back in ${stormFull.seconds.toFixed(1)} s (${JSON.stringify(stormFull.curve)}), server CPU ${stormFull.serverCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(stormFull.failures)}`);
-  for (const s of fleet.sims) await s.stop();
-  await server.stop();
+  await stopFleet(fleet.sims, server);
   return stormFull;
 }
 
@@ -384,8 +388,7 @@ async function finishManager(
   const stormFull = await storm(false);
   const rssAfterStorms = rssBytes(manager.pid);
 
-  for (const s of sims) await s.stop();
-  await manager.stop();
+  await stopFleet(sims, manager);
   killed.sort((a, b) => a - b);
   return {
     idleRss,
@@ -421,10 +424,8 @@ async function main(): Promise<void> {
     // is a VM) then weighs on both alike, and their ratio holds still where two windows minutes apart did not.
     say(`  baseline: bare https + ws server, ${n} sessions, heartbeat every ${interval} ms`);
     const base = await openBaseline(n, certs, interval);
-    cleanups.push(async () => {
-      for (const s of base.sims) await s.stop();
-      await base.server.stop();
-    });
+    const stopBase = () => stopFleet(base.sims, base.server);
+    cleanups.push(stopBase);
     const m = await openManager(n, certs, opts.out, interval);
     say(`  steady state at a ${interval} ms interval: CPU of the manager and of the baseline over the same ${opts.window} s`);
     const perf = opts.perf
@@ -434,8 +435,7 @@ async function main(): Promise<void> {
       : null;
     const [baseSteady, managerSteady] = await Promise.all([steadyState(base.server.pid, base.sims), steadyState(m.manager.pid, m.sims)]);
     if (perf) await new Promise((resolve) => (perf.exitCode !== null ? resolve(null) : perf.once("exit", resolve)));
-    for (const s of base.sims) await s.stop();
-    await base.server.stop();
+    await stopBase();
     const manager = await finishManager(n, certs, interval, m, managerSteady);
     const stormFull = await baselineStorm(n, certs, interval);
     const baseline = { idleRss: base.idleRss, ...baseSteady, rssPerWorker: (baseSteady.rss - base.idleRss) / n, openMs: base.openMs, stormFull };
