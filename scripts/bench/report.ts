@@ -31,35 +31,33 @@ interface Storm {
   healthy: number;
 }
 
+/** One server's steady heartbeating, measured over a window (the manager's and the baseline's over the same one). */
+export interface SteadyState {
+  /** Epoch ms when the window began. */
+  windowAt: number;
+  cpuPerHeartbeatUs: number;
+  /** The same in each 10 s part of the window. */
+  partsUs: number[];
+  /** Median RSS over the window. */
+  rss: number;
+  heartbeats: number;
+  cpuPercent: number;
+  threadsUsPerHeartbeat: Record<string, number>;
+}
+
 export interface SizeResult {
   n: number;
-  baseline: {
+  baseline: SteadyState & {
     idleRss: number;
-    rss: number;
     rssPerWorker: number;
-    /** Epoch ms when the steady-state window began: the manager's began at the same moment. */
-    windowAt: number;
-    cpuPerHeartbeatUs: number;
-    /** The same in each 10 s part of the window. */
-    partsUs: number[];
-    heartbeats: number;
-    cpuPercent: number;
     openMs: number;
-    threadsUsPerHeartbeat: Record<string, number>;
     /** The bare server restarted: every connection back, each with a full handshake. */
     stormFull: { seconds: number; curve: Record<string, number>; serverCpuS: number; failures: Record<string, number> };
   };
-  manager: {
+  manager: SteadyState & {
     idleRss: number;
-    rss: number;
     rssPerWorker: number;
     rssAfterStorms: number;
-    windowAt: number;
-    cpuPerHeartbeatUs: number;
-    partsUs: number[];
-    heartbeats: number;
-    cpuPercent: number;
-    threadsUsPerHeartbeat: Record<string, number>;
     openMs: number;
     intervalMs: number;
     boundMs: number;

@@ -18,7 +18,7 @@ import { ensureBenchCerts, type BenchCerts } from "./fleet-certs.js";
 import { BenchManager } from "./manager.js";
 import { cpuSeconds, threadCpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, sumStats } from "./procs.js";
 import type { SimStats } from "./sim-protocol.js";
-import { percentile, renderTable, TARGETS, type SizeResult } from "./report.js";
+import { percentile, renderTable, TARGETS, type SizeResult, type SteadyState } from "./report.js";
 
 const Options = z.object({
   sizes: z
@@ -146,7 +146,7 @@ async function allStats(sims: Simulator[], since?: number): Promise<SimStats> {
 async function steadyState(
   pid: number,
   sims: Simulator[],
-): Promise<{ windowAt: number; cpuPerHeartbeatUs: number; partsUs: number[]; rss: number; heartbeats: number; cpuPercent: number; threadsUsPerHeartbeat: Record<string, number> }> {
+): Promise<SteadyState> {
   const s0 = await allStats(sims);
   const th0 = threadCpuSeconds(pid);
   const c0 = cpuSeconds(pid);
@@ -318,7 +318,7 @@ async function finishManager(
   certs: BenchCerts,
   interval: number,
   m: Awaited<ReturnType<typeof openManager>>,
-  steady: Awaited<ReturnType<typeof steadyState>>,
+  steady: SteadyState,
 ): Promise<SizeResult["manager"]> {
   const { sims, idleRss, openMs, port, stateFile } = m;
   let manager = m.manager;
