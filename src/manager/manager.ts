@@ -320,8 +320,8 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       throttle.warn("shed", { shed, waiting: gate.queued, maxWaitMs: limits.handshakeQueueMs }, "connections dropped: they waited too long for a TLS handshake");
     }
     // Slow chores, once a second: with 10,000 workers each is a walk over all of them.
-    if (performance.now() - lastPaced < 1000) return;
-    lastPaced = performance.now();
+    if (tickAt - lastPaced < 1000) return;
+    lastPaced = tickAt;
     if (options.heartbeatBudget) repace();
     // A socket silent for ten times the unhealthy bound is half-open or wedged: free it. Looked for every tenth
     // second: ten seconds late for such a socket matters less than a walk over the whole fleet every second.
