@@ -127,7 +127,7 @@ class SimWorker {
       if (this.ws === ws) this.ws = null;
       settle();
       if (stopping || this.killed) return;
-      this.retry = setTimeout(() => this.connect(), this.backoff.next());
+      this.retry = setTimeout(connectSoon, this.backoff.next(), this);
     });
   }
 
@@ -204,6 +204,34 @@ class SimWorker {
 }
 
 let workers: SimWorker[] = [];
+
+/**
+ * Reconnects fall due together after a restart: thousands of backoff timers in one turn of this one loop, each
+ * connect about 1 ms of CPU (the session's decode, a TLS socket, the upgrade request). Run in one turn, they stalled
+ * this process for 4–5 s while the manager's replies to handshakes already begun waited unread, and the manager
+ * timed those handshakes out; real workers, each on its own host, do not hold up one another's handshakes. So due
+ * connects start a slice at a time, and the loop reads its sockets between slices.
+ */
+const CONNECT_SLICE_MS = 10;
+const due: SimWorker[] = [];
+let dueHead = 0;
+let draining = false;
+
+function connectSoon(w: SimWorker): void {
+  due.push(w);
+  if (!draining) {
+    draining = true;
+    setImmediate(connectDue);
+  }
+}
+
+function connectDue(): void {
+  const end = performance.now() + CONNECT_SLICE_MS;
+  while (dueHead < due.length && performance.now() < end) due[dueHead++]!.connect();
+  if (dueHead < due.length) return void setImmediate(connectDue);
+  due.length = dueHead = 0;
+  draining = false;
+}
 
 function stats(since = 0): SimStats {
   let open = 0;
@@ -285,3 +313,7 @@ process.on("message", (raw) => {
   }
 });
 reply({ op: "ready" });
+// SCRATCH lag probe
+import { appendFileSync as __afs } from "node:fs";
+{ let last = performance.now(); let max = 0; let sec = Math.floor(Date.now() / 1000);
+  setInterval(() => { const t = performance.now(); max = Math.max(max, t - last - 100); last = t; const s = Math.floor(Date.now() / 1000); if (s !== sec) { __afs("/tmp/simlag.log", `${sec} ${process.pid} ${Math.round(max)}\n`); sec = s; max = 0; } }, 100).unref(); }
