@@ -9,13 +9,15 @@ import { WebSocketServer } from "ws";
 import { MAX_FRAME_BYTES } from "../../src/protocol/messages.js";
 import { loadTlsMaterial, managerServerOptions } from "../../src/tls/contexts.js";
 
-const [ca, cert, key, portArg] = process.argv.slice(2);
+const [ca, cert, key, portArg, ticketKeysHex] = process.argv.slice(2);
 if (!ca || !cert || !key) {
-  process.stderr.write("usage: baseline-server <ca> <cert> <key> [port]\n");
+  process.stderr.write("usage: baseline-server <ca> <cert> <key> [port] [ticket keys, 96 hex digits]\n");
   process.exit(2);
 }
 const material = loadTlsMaterial({ ca, cert, key }, "manager");
-const server = createServer({ ...managerServerOptions(material), sessionTimeout: 86_400 });
+// Given the keys of the server it replaces, it resumes that server's sessions, as a restarted manager does.
+const ticketKeys = ticketKeysHex ? Buffer.from(ticketKeysHex, "hex") : undefined;
+const server = createServer({ ...managerServerOptions(material), sessionTimeout: 86_400, ticketKeys });
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
 let messages = 0;
 let parsedBytes = 0;

@@ -7,6 +7,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { cpus, totalmem, release } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -184,10 +185,11 @@ async function steadyState(
   };
 }
 
-/** The bare baseline server in its own process, on `port` (0: any). */
-async function startBaseline(certs: BenchCerts, port: number): Promise<{ pid: number; port: number; listeningAt: number; stop: () => Promise<void> }> {
+/** The bare baseline server in its own process, on `port` (0: any), with these TLS ticket keys (hex) or its own. */
+async function startBaseline(certs: BenchCerts, port: number, ticketKeys?: string): Promise<{ pid: number; port: number; listeningAt: number; stop: () => Promise<void> }> {
   const script = fileURLToPath(new URL("./baseline-server.ts", import.meta.url));
-  const { command, args } = raisedLimit([process.execPath, "--import", "tsx", script, certs.ca, certs.cert, certs.key, String(port)]);
+  const argv = [process.execPath, "--import", "tsx", script, certs.ca, certs.cert, certs.key, String(port), ...(ticketKeys ? [ticketKeys] : [])];
+  const { command, args } = raisedLimit(argv);
   const child = spawn(command, args, { stdio: ["pipe", "pipe", "inherit"] });
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -207,8 +209,8 @@ async function startBaseline(certs: BenchCerts, port: number): Promise<{ pid: nu
 type BaselineServer = Awaited<ReturnType<typeof startBaseline>>;
 
 /** A bare baseline server (its idle RSS read first) and `n` sessions heartbeating at `intervalMs`. */
-async function openBaseline(n: number, certs: BenchCerts, intervalMs: number): Promise<{ server: BaselineServer; sims: Simulator[]; idleRss: number; openMs: number }> {
-  const server = await startBaseline(certs, 0);
+async function openBaseline(n: number, certs: BenchCerts, intervalMs: number, ticketKeys?: string): Promise<{ server: BaselineServer; sims: Simulator[]; idleRss: number; openMs: number }> {
+  const server = await startBaseline(certs, 0, ticketKeys);
   await sleep(1000);
   const idleRss = rssBytes(server.pid);
   const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${server.port}/worker`, "baseline", intervalMs);
@@ -221,24 +223,31 @@ async function stopFleet(sims: Simulator[], server: { stop: () => Promise<void> 
 }
 
 /**
- * The transport's own reconnect storm: a fresh bare server and fleet, and the server restarted on the same port
- * with new ticket keys, so every session comes back with a full handshake. Fresh, so the storm does not change
- * the RSS that the steady state measured, and alone on the machine, like the manager's storms.
+ * The transport's own reconnect storms: a fresh bare server and fleet, and the server restarted on the same port,
+ * first with its ticket keys, so every session resumes (as after a manager restart), then with new ones, so every
+ * session comes back with a full handshake. Fresh, so the storms do not change the RSS that the steady state
+ * measured, and alone on the machine, like the manager's storms.
  */
-async function baselineStorm(n: number, certs: BenchCerts, intervalMs: number): Promise<SizeResult["baseline"]["stormFull"]> {
-  say(`  baseline reconnect storm (full handshakes): a fresh bare server and ${n} sessions, then the server restarted`);
-  const fleet = await openBaseline(n, certs, intervalMs);
+async function baselineStorms(n: number, certs: BenchCerts, intervalMs: number): Promise<Pick<SizeResult["baseline"], "stormResumed" | "stormFull">> {
+  say(`  baseline reconnect storms: a fresh bare server and ${n} sessions, then the server restarted twice`);
+  const keys = randomBytes(48).toString("hex");
+  const fleet = await openBaseline(n, certs, intervalMs, keys);
   let server = fleet.server;
-  await sleep(Math.max(3000, 2 * intervalMs));
-  for (const s of fleet.sims) await s.call({ op: "resume-sessions", resume: false });
-  const timed = await timeStorm(fleet.sims, n, async () => {
-    await server.stop();
-    return (server = await startBaseline(certs, server.port));
-  });
-  const stormFull = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, failures: timed.failures };
-  say(`    all ${n} back in ${stormFull.seconds.toFixed(1)} s (${JSON.stringify(stormFull.curve)}), server CPU ${stormFull.serverCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(stormFull.failures)}`);
+  const storm = async (resume: boolean) => {
+    await sleep(Math.max(3000, 2 * intervalMs));
+    for (const s of fleet.sims) await s.call({ op: "resume-sessions", resume });
+    const timed = await timeStorm(fleet.sims, n, async () => {
+      await server.stop();
+      return (server = await startBaseline(certs, server.port, resume ? keys : randomBytes(48).toString("hex")));
+    });
+    const result = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, failures: timed.failures, resumed: timed.back.resumed };
+    say(`    ${resume ? "resumed" : "full handshakes"}: all ${n} back in ${result.seconds.toFixed(1)} s (${JSON.stringify(result.curve)}), ${result.resumed} resumed, server CPU ${result.serverCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(result.failures)}`);
+    return result;
+  };
+  const stormResumed = await storm(true);
+  const stormFull = await storm(false);
   await stopFleet(fleet.sims, server);
-  return stormFull;
+  return { stormResumed, stormFull };
 }
 
 /**
@@ -437,8 +446,8 @@ async function main(): Promise<void> {
     if (perf) await new Promise((resolve) => (perf.exitCode !== null ? resolve(null) : perf.once("exit", resolve)));
     await stopBase();
     const manager = await finishManager(n, certs, interval, m, managerSteady);
-    const stormFull = await baselineStorm(n, certs, interval);
-    const baseline = { idleRss: base.idleRss, ...baseSteady, rssPerWorker: (baseSteady.rss - base.idleRss) / n, openMs: base.openMs, stormFull };
+    const storms = await baselineStorms(n, certs, interval);
+    const baseline = { idleRss: base.idleRss, ...baseSteady, rssPerWorker: (baseSteady.rss - base.idleRss) / n, openMs: base.openMs, ...storms };
     results.push({ n, baseline, manager });
     await cleanup();
   }

@@ -8,6 +8,12 @@ import { tempDir } from "../helpers/fleet.js";
 
 const RUN = fileURLToPath(new URL("../../scripts/bench/run.ts", import.meta.url));
 
+interface BareStorm {
+  seconds: number;
+  serverCpuS: number;
+  resumed: number;
+}
+
 /** The benchmark at a small size: it runs end to end, and what it reports is consistent with what it did. */
 describe("npm run bench (small)", () => {
   let cleanup: () => Promise<void> = async () => {};
@@ -29,7 +35,7 @@ describe("npm run bench (small)", () => {
     const out = JSON.parse(readFileSync(join(tmp.path, "latest.json"), "utf8")) as {
       results: Array<{
         n: number;
-        baseline: { windowAt: number; cpuPerHeartbeatUs: number; rssPerWorker: number; stormFull: { seconds: number; serverCpuS: number } };
+        baseline: { windowAt: number; cpuPerHeartbeatUs: number; rssPerWorker: number; stormResumed: BareStorm; stormFull: BareStorm };
         manager: {
           windowAt: number;
           cpuPerHeartbeatUs: number;
@@ -47,7 +53,11 @@ describe("npm run bench (small)", () => {
     assert.ok(r.baseline.cpuPerHeartbeatUs > 0 && r.manager.cpuPerHeartbeatUs > 0, "both servers did measurable work");
     assert.ok(Math.abs(r.manager.windowAt - r.baseline.windowAt) < 1000, "the two steady states were measured over the same window");
     assert.ok(r.baseline.rssPerWorker > 0, "connections cost the baseline memory");
-    assert.ok(r.baseline.stormFull.seconds > 0 && r.baseline.stormFull.serverCpuS > 0, "the restarted bare server took every connection back");
+    for (const s of [r.baseline.stormResumed, r.baseline.stormFull]) {
+      assert.ok(s.seconds > 0 && s.serverCpuS > 0, "the restarted bare server took every connection back");
+    }
+    assert.equal(r.baseline.stormResumed.resumed, 200, "the bare server restarted with its ticket keys resumed every session");
+    assert.equal(r.baseline.stormFull.resumed, 0, "with new ticket keys, full handshakes");
     for (const ms of r.manager.killedMs) assert.ok(ms >= 0 && ms < 1000, `killed worker seen in ${ms} ms`);
     for (const ms of r.manager.frozenMs) assert.ok(ms >= r.manager.boundMs && ms < r.manager.boundMs + 1500, `frozen worker seen after ${ms} ms`);
     assert.equal(r.manager.stormResumed.sessions, 192, "every live simulated worker came back");
