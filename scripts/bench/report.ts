@@ -22,6 +22,8 @@ interface Storm {
   curve: Record<string, number>;
   /** CPU seconds the manager spent until all were back. */
   managerCpuS: number;
+  /** CPU seconds the simulators spent meanwhile, on the same two cores. */
+  simulatorsCpuS: number;
   /** Failed connection attempts during the storm, by error code. */
   failures: Record<string, number>;
   /** The manager's warnings during the storm, by kind. */
@@ -35,6 +37,7 @@ interface BaselineStorm {
   seconds: number;
   curve: Record<string, number>;
   serverCpuS: number;
+  simulatorsCpuS: number;
   failures: Record<string, number>;
   resumed: number;
 }
@@ -153,10 +156,10 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
 }
 
 const storm = (s: Storm) =>
-  `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; manager CPU ${s.managerCpuS.toFixed(1)} s)`;
+  `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; CPU: manager ${s.managerCpuS.toFixed(1)} s, simulators ${s.simulatorsCpuS.toFixed(1)} s)`;
 
 const baselineStorm = (s: BaselineStorm) =>
-  `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; server CPU ${s.serverCpuS.toFixed(1)} s)`;
+  `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; CPU: server ${s.serverCpuS.toFixed(1)} s, simulators ${s.simulatorsCpuS.toFixed(1)} s)`;
 
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
 

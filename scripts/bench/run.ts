@@ -240,8 +240,8 @@ async function baselineStorms(n: number, certs: BenchCerts, intervalMs: number):
       await server.stop();
       return (server = await startBaseline(certs, server.port, resume ? keys : randomBytes(48).toString("hex")));
     });
-    const result = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, failures: timed.failures, resumed: timed.back.resumed };
-    say(`    ${resume ? "resumed" : "full handshakes"}: all ${n} back in ${result.seconds.toFixed(1)} s (${JSON.stringify(result.curve)}), ${result.resumed} resumed, server CPU ${result.serverCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(result.failures)}`);
+    const result = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, simulatorsCpuS: timed.simulatorsCpuS, failures: timed.failures, resumed: timed.back.resumed };
+    say(`    ${resume ? "resumed" : "full handshakes"}: all ${n} back in ${result.seconds.toFixed(1)} s (${JSON.stringify(result.curve)}), ${result.resumed} resumed, server CPU ${result.serverCpuS.toFixed(1)} s, simulators' CPU ${result.simulatorsCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(result.failures)}`);
     return result;
   };
   const stormResumed = await storm(true);
@@ -258,13 +258,23 @@ async function timeStorm(
   sims: Simulator[],
   expected: number,
   restart: () => Promise<{ pid: number; listeningAt: number }>,
-): Promise<{ back: SimStats; seconds: number; curve: Record<string, number>; cpuS: number; failures: Record<string, number> }> {
+): Promise<{ back: SimStats; seconds: number; curve: Record<string, number>; cpuS: number; simulatorsCpuS: number; failures: Record<string, number> }> {
   const before = await allStats(sims);
   const server = await restart();
   const cpu0 = cpuSeconds(server.pid);
+  // The clients' side of the storm runs on the same two cores: whatever they use, the server cannot.
+  const simsCpu = () => sims.reduce((sum, s) => sum + cpuSeconds(s.pid), 0);
+  const simsCpu0 = simsCpu();
   const curve: Record<string, number> = {};
   const back = await waitOpen(sims, expected, server.listeningAt, 120_000, curve);
-  return { back, seconds: (back.lastWelcomeAt - server.listeningAt) / 1000, curve, cpuS: cpuSeconds(server.pid) - cpu0, failures: failuresSince(before, back) };
+  return {
+    back,
+    seconds: (back.lastWelcomeAt - server.listeningAt) / 1000,
+    curve,
+    cpuS: cpuSeconds(server.pid) - cpu0,
+    simulatorsCpuS: simsCpu() - simsCpu0,
+    failures: failuresSince(before, back),
+  };
 }
 
 /** Failed connection attempts between two readings, by error code. */
@@ -380,7 +390,7 @@ async function finishManager(
   const storm = async (resume: boolean) => {
     for (const s of sims) await s.call({ op: "resume-sessions", resume });
     say(`  reconnect storm ${resume ? "with" : "without"} TLS session resumption: restarting the manager`);
-    const { back, seconds, curve, cpuS: managerCpuS, failures } = await timeStorm(sims, alive, async () => {
+    const { back, seconds, curve, cpuS: managerCpuS, simulatorsCpuS, failures } = await timeStorm(sims, alive, async () => {
       await manager.stop();
       return (manager = m.manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs));
     });
@@ -388,8 +398,8 @@ async function finishManager(
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
     const warnings = { ...manager.warnings };
     say(`    manager warnings: ${JSON.stringify(warnings)}`);
-    say(`    all ${alive} back in ${seconds.toFixed(1)} s (${JSON.stringify(curve)}), ${back.resumed} resumed, manager CPU ${managerCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(failures)}`);
-    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0, curve, managerCpuS, failures, warnings };
+    say(`    all ${alive} back in ${seconds.toFixed(1)} s (${JSON.stringify(curve)}), ${back.resumed} resumed, manager CPU ${managerCpuS.toFixed(1)} s, simulators' CPU ${simulatorsCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(failures)}`);
+    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0, curve, managerCpuS, simulatorsCpuS, failures, warnings };
   };
   const stormResumed = await storm(true);
   // Settle before the second storm, as a fleet would be between two restarts.

@@ -11,6 +11,7 @@ const RUN = fileURLToPath(new URL("../../scripts/bench/run.ts", import.meta.url)
 interface BareStorm {
   seconds: number;
   serverCpuS: number;
+  simulatorsCpuS: number;
   resumed: number;
 }
 
@@ -42,7 +43,7 @@ describe("npm run bench (small)", () => {
           killedMs: number[];
           frozenMs: number[];
           boundMs: number;
-          stormResumed: { sessions: number; resumed: number; seconds: number };
+          stormResumed: { sessions: number; resumed: number; seconds: number; simulatorsCpuS: number };
           stormFull: { sessions: number; resumed: number };
           allStatus: { p50: number };
         };
@@ -55,6 +56,7 @@ describe("npm run bench (small)", () => {
     assert.ok(r.baseline.rssPerWorker > 0, "connections cost the baseline memory");
     for (const s of [r.baseline.stormResumed, r.baseline.stormFull]) {
       assert.ok(s.seconds > 0 && s.serverCpuS > 0, "the restarted bare server took every connection back");
+      assert.ok(s.simulatorsCpuS > 0, "the simulators' CPU in the storm is measured");
     }
     assert.equal(r.baseline.stormResumed.resumed, 200, "the bare server restarted with its ticket keys resumed every session");
     assert.equal(r.baseline.stormFull.resumed, 0, "with new ticket keys, full handshakes");
@@ -63,6 +65,7 @@ describe("npm run bench (small)", () => {
     assert.equal(r.manager.stormResumed.sessions, 192, "every live simulated worker came back");
     assert.equal(r.manager.stormResumed.resumed, 192, "the restarted manager resumed every TLS session with its kept ticket keys");
     assert.equal(r.manager.stormFull.resumed, 0, "without offered sessions, full handshakes");
+    assert.ok(r.manager.stormResumed.simulatorsCpuS > 0, "the simulators' CPU in the manager's storm is measured");
     assert.ok(r.manager.allStatus.p50 > 0);
   });
 });
