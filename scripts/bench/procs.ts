@@ -28,6 +28,16 @@ function statCpuSeconds(path: string): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/**
+ * CPU seconds the hypervisor gave to other guests while this machine had work ("steal", summed over its CPUs).
+ * This machine is a VM: a phase that loses CPU this way runs slower for reasons that are not in the code.
+ */
+export function stealSeconds(): number {
+  const fields = readFileSync("/proc/stat", "utf8").slice(0, 200).split("\n", 1)[0]!.trim().split(/\s+/);
+  // cpu user nice system idle iowait irq softirq steal …
+  return Number(fields[8] ?? 0) / TICKS_PER_SECOND;
+}
+
 /** User + system CPU seconds a process has used so far (from /proc; Linux only). */
 export function cpuSeconds(pid: number): number {
   return statCpuSeconds(`/proc/${pid}/stat`);

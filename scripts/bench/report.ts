@@ -24,6 +24,8 @@ interface Storm {
   managerCpuS: number;
   /** CPU seconds the simulators spent meanwhile, on the same two cores. */
   simulatorsCpuS: number;
+  /** CPU seconds the hypervisor took meanwhile (see stealSeconds in procs.ts). */
+  stealS: number;
   /** Failed connection attempts during the storm, by error code. */
   failures: Record<string, number>;
   /** The manager's warnings during the storm, by kind. */
@@ -38,6 +40,7 @@ interface BaselineStorm {
   curve: Record<string, number>;
   serverCpuS: number;
   simulatorsCpuS: number;
+  stealS: number;
   failures: Record<string, number>;
   resumed: number;
 }
@@ -54,6 +57,8 @@ export interface SteadyState {
   heartbeats: number;
   cpuPercent: number;
   threadsUsPerHeartbeat: Record<string, number>;
+  /** CPU seconds the hypervisor took during the window. */
+  stealS: number;
 }
 
 export interface SizeResult {
@@ -79,6 +84,8 @@ export interface SizeResult {
     allStatus: Latency;
     killedMs: number[];
     frozenMs: number[];
+    /** CPU seconds the hypervisor took while detection was measured. */
+    detectionStealS: number;
     stormResumed: Storm;
     stormFull: Storm;
   };
@@ -147,6 +154,9 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
   );
   row("`list_workers` p50 / p99 (answer size)", (r) => `${ms(r.manager.listWorkers.p50)} / ${ms(r.manager.listWorkers.p99)} (${kb(r.manager.listWorkers.bytes)}, ${r.manager.listWorkers.calls} calls)`, "", () => "");
   row("first connect of the whole fleet (48 handshakes in flight per simulator)", (r) => `${(r.manager.openMs / 1000).toFixed(1)} s`, "", () => "");
+  row("CPU taken by the hypervisor (steal): steady window / detection / storms resumed, full", (r) =>
+    `${r.manager.stealS.toFixed(1)} / ${r.manager.detectionStealS.toFixed(1)} / ${r.manager.stormResumed.stealS.toFixed(1)}, ${r.manager.stormFull.stealS.toFixed(1)} s`, "", () => "",
+  );
   row("manager RSS: idle / steady / after two storms", (r) => `${mb(r.manager.idleRss)} / ${mb(r.manager.rss)} / ${mb(r.manager.rssAfterStorms)}`, "", () => "");
   const m = machine as { cpu: string; cores: number; memoryGiB: number; kernel: string; node: string; openssl: string; openFileLimit: { hard: number } };
   const note =

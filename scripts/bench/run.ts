@@ -17,7 +17,7 @@ import { z } from "zod";
 import { pacedInterval } from "../../src/core/pace.js";
 import { ensureBenchCerts, type BenchCerts } from "./fleet-certs.js";
 import { BenchManager } from "./manager.js";
-import { cpuSeconds, threadCpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, sumStats } from "./procs.js";
+import { cpuSeconds, threadCpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, stealSeconds, sumStats } from "./procs.js";
 import type { SimStats } from "./sim-protocol.js";
 import { percentile, renderTable, TARGETS, type SizeResult, type SteadyState } from "./report.js";
 
@@ -151,6 +151,7 @@ async function steadyState(
   const s0 = await allStats(sims);
   const th0 = threadCpuSeconds(pid);
   const c0 = cpuSeconds(pid);
+  const steal0 = stealSeconds();
   const t0 = epochNow();
   const rss: number[] = [];
   const partsUs: number[] = [];
@@ -182,6 +183,7 @@ async function steadyState(
     heartbeats,
     cpuPercent: ((c1 - c0) / ((epochNow() - t0) / 1000)) * 100,
     threadsUsPerHeartbeat,
+    stealS: stealSeconds() - steal0,
   };
 }
 
@@ -240,8 +242,8 @@ async function baselineStorms(n: number, certs: BenchCerts, intervalMs: number):
       await server.stop();
       return (server = await startBaseline(certs, server.port, resume ? keys : randomBytes(48).toString("hex")));
     });
-    const result = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, simulatorsCpuS: timed.simulatorsCpuS, failures: timed.failures, resumed: timed.back.resumed };
-    say(`    ${resume ? "resumed" : "full handshakes"}: all ${n} back in ${result.seconds.toFixed(1)} s (${JSON.stringify(result.curve)}), ${result.resumed} resumed, server CPU ${result.serverCpuS.toFixed(1)} s, simulators' CPU ${result.simulatorsCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(result.failures)}`);
+    const result = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, simulatorsCpuS: timed.simulatorsCpuS, stealS: timed.stealS, failures: timed.failures, resumed: timed.back.resumed };
+    say(`    ${resume ? "resumed" : "full handshakes"}: all ${n} back in ${result.seconds.toFixed(1)} s (${JSON.stringify(result.curve)}), ${result.resumed} resumed, server CPU ${result.serverCpuS.toFixed(1)} s, simulators' CPU ${result.simulatorsCpuS.toFixed(1)} s, steal ${result.stealS.toFixed(1)} s, failed attempts ${JSON.stringify(result.failures)}`);
     return result;
   };
   const stormResumed = await storm(true);
@@ -258,13 +260,14 @@ async function timeStorm(
   sims: Simulator[],
   expected: number,
   restart: () => Promise<{ pid: number; listeningAt: number }>,
-): Promise<{ back: SimStats; seconds: number; curve: Record<string, number>; cpuS: number; simulatorsCpuS: number; failures: Record<string, number> }> {
+): Promise<{ back: SimStats; seconds: number; curve: Record<string, number>; cpuS: number; simulatorsCpuS: number; stealS: number; failures: Record<string, number> }> {
   const before = await allStats(sims);
   const server = await restart();
   const cpu0 = cpuSeconds(server.pid);
   // The clients' side of the storm runs on the same two cores: whatever they use, the server cannot.
   const simsCpu = () => sims.reduce((sum, s) => sum + cpuSeconds(s.pid), 0);
   const simsCpu0 = simsCpu();
+  const steal0 = stealSeconds();
   const curve: Record<string, number> = {};
   const back = await waitOpen(sims, expected, server.listeningAt, 120_000, curve);
   return {
@@ -273,6 +276,7 @@ async function timeStorm(
     curve,
     cpuS: cpuSeconds(server.pid) - cpu0,
     simulatorsCpuS: simsCpu() - simsCpu0,
+    stealS: stealSeconds() - steal0,
     failures: failuresSince(before, back),
   };
 }
@@ -365,6 +369,7 @@ async function finishManager(
   const allStatus = await latency("get_all_workers_status", { limit: 100 }, opts.calls);
 
   say(`  detection: ${KILLED_SAMPLES} killed, ${FROZEN_SAMPLES} frozen`);
+  const detectionSteal0 = stealSeconds();
   const killed: number[] = [];
   for (let i = 0; i < KILLED_SAMPLES; i++) {
     const sim = sims[i % sims.length]!;
@@ -386,11 +391,12 @@ async function finishManager(
     }),
   );
   const alive = n - KILLED_SAMPLES - FROZEN_SAMPLES;
+  const detectionStealS = stealSeconds() - detectionSteal0;
 
   const storm = async (resume: boolean) => {
     for (const s of sims) await s.call({ op: "resume-sessions", resume });
     say(`  reconnect storm ${resume ? "with" : "without"} TLS session resumption: restarting the manager`);
-    const { back, seconds, curve, cpuS: managerCpuS, simulatorsCpuS, failures } = await timeStorm(sims, alive, async () => {
+    const { back, seconds, curve, cpuS: managerCpuS, simulatorsCpuS, stealS, failures } = await timeStorm(sims, alive, async () => {
       await manager.stop();
       return (manager = m.manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs));
     });
@@ -398,8 +404,8 @@ async function finishManager(
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
     const warnings = { ...manager.warnings };
     say(`    manager warnings: ${JSON.stringify(warnings)}`);
-    say(`    all ${alive} back in ${seconds.toFixed(1)} s (${JSON.stringify(curve)}), ${back.resumed} resumed, manager CPU ${managerCpuS.toFixed(1)} s, simulators' CPU ${simulatorsCpuS.toFixed(1)} s, failed attempts ${JSON.stringify(failures)}`);
-    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0, curve, managerCpuS, simulatorsCpuS, failures, warnings };
+    say(`    all ${alive} back in ${seconds.toFixed(1)} s (${JSON.stringify(curve)}), ${back.resumed} resumed, manager CPU ${managerCpuS.toFixed(1)} s, simulators' CPU ${simulatorsCpuS.toFixed(1)} s, steal ${stealS.toFixed(1)} s, failed attempts ${JSON.stringify(failures)}`);
+    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0, curve, managerCpuS, simulatorsCpuS, stealS, failures, warnings };
   };
   const stormResumed = await storm(true);
   // Settle before the second storm, as a fleet would be between two restarts.
@@ -422,6 +428,7 @@ async function finishManager(
     allStatus: { ...allStatus, calls: opts.calls },
     killedMs: killed,
     frozenMs: frozen.sort((a, b) => a - b),
+    detectionStealS,
     stormResumed,
     stormFull,
   };

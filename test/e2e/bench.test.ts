@@ -42,6 +42,8 @@ describe("npm run bench (small)", () => {
           cpuPerHeartbeatUs: number;
           killedMs: number[];
           frozenMs: number[];
+          stealS: number;
+          detectionStealS: number;
           boundMs: number;
           stormResumed: { sessions: number; resumed: number; seconds: number; simulatorsCpuS: number };
           stormFull: { sessions: number; resumed: number };
@@ -67,5 +69,7 @@ describe("npm run bench (small)", () => {
     assert.equal(r.manager.stormFull.resumed, 0, "without offered sessions, full handshakes");
     assert.ok(r.manager.stormResumed.simulatorsCpuS > 0, "the simulators' CPU in the manager's storm is measured");
     assert.ok(r.manager.allStatus.p50 > 0);
+    assert.ok(r.manager.stealS >= 0 && r.manager.detectionStealS >= 0, "the hypervisor's share is read from /proc/stat");
+    assert.match(stdout, /\| CPU taken by the hypervisor \(steal\)[^|]*\| \d+\.\d \/ \d+\.\d \/ \d+\.\d, \d+\.\d s \|/);
   });
 });
