@@ -83,6 +83,8 @@ export interface SizeResult {
     listWorkers: Latency;
     allStatus: Latency;
     killedMs: number[];
+    /** CPU milliseconds the hypervisor took around each killed sample, in the order of `killedMs`. */
+    killedStealMs: number[];
     frozenMs: number[];
     /** CPU seconds the hypervisor took while detection was measured. */
     detectionStealS: number;
@@ -135,7 +137,8 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
   row("manager RSS per worker", (r) => kb(r.manager.rssPerWorker), "", () => "");
   row("baseline RSS per connection", (r) => kb(r.baseline.rssPerWorker), "", () => "");
   row("memory ratio manager / baseline", (r) => `${memRatio(r).toFixed(2)}×`, `≤ ${TARGETS.memoryRatio}×`, (r) => verdict(memRatio(r), TARGETS.memoryRatio, "×", atTarget(r)));
-  row("killed worker → unhealthy (median / max)", (r) => `${ms(percentile(r.manager.killedMs, 50))} / ${ms(Math.max(...r.manager.killedMs))}`, `≤ ${TARGETS.killedMs} ms`, (r) =>
+  row("killed worker → unhealthy (median / max; steal around the slowest)", (r) =>
+    `${ms(percentile(r.manager.killedMs, 50))} / ${ms(Math.max(...r.manager.killedMs))} (${r.manager.killedStealMs.at(-1) ?? 0} ms)`, `≤ ${TARGETS.killedMs} ms`, (r) =>
     verdict(Math.max(...r.manager.killedMs), TARGETS.killedMs, "ms", atTarget(r)),
   );
   row("frozen worker → unhealthy, after its last heartbeat (max)", (r) => `${(Math.max(...r.manager.frozenMs) / 1000).toFixed(2)} s (bound ${r.manager.boundMs / 1000} s)`, "≤ bound + 0.5 s", (r) =>

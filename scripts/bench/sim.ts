@@ -313,7 +313,3 @@ process.on("message", (raw) => {
   }
 });
 reply({ op: "ready" });
-// SCRATCH lag probe
-import { appendFileSync as __afs } from "node:fs";
-{ let last = performance.now(); let max = 0; let sec = Math.floor(Date.now() / 1000);
-  setInterval(() => { const t = performance.now(); max = Math.max(max, t - last - 100); last = t; const s = Math.floor(Date.now() / 1000); if (s !== sec) { __afs("/tmp/simlag.log", `${sec} ${process.pid} ${Math.round(max)}\n`); sec = s; max = 0; } }, 100).unref(); }

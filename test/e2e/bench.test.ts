@@ -41,6 +41,7 @@ describe("npm run bench (small)", () => {
           windowAt: number;
           cpuPerHeartbeatUs: number;
           killedMs: number[];
+          killedStealMs: number[];
           frozenMs: number[];
           stealS: number;
           detectionStealS: number;
@@ -63,6 +64,7 @@ describe("npm run bench (small)", () => {
     assert.equal(r.baseline.stormResumed.resumed, 200, "the bare server restarted with its ticket keys resumed every session");
     assert.equal(r.baseline.stormFull.resumed, 0, "with new ticket keys, full handshakes");
     for (const ms of r.manager.killedMs) assert.ok(ms >= 0 && ms < 1000, `killed worker seen in ${ms} ms`);
+    assert.equal(r.manager.killedStealMs.length, r.manager.killedMs.length, "the hypervisor's share is read around every killed sample");
     for (const ms of r.manager.frozenMs) assert.ok(ms >= r.manager.boundMs && ms < r.manager.boundMs + 1500, `frozen worker seen after ${ms} ms`);
     assert.equal(r.manager.stormResumed.sessions, 192, "every live simulated worker came back");
     assert.equal(r.manager.stormResumed.resumed, 192, "the restarted manager resumed every TLS session with its kept ticket keys");
