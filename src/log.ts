@@ -1,12 +1,20 @@
 import { pino, type DestinationStream, type Logger } from "pino";
+import { LogSink } from "./log-sink.js";
 
 export type { Logger };
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /**
- * The one logger: JSON lines on stderr, because in the manager stdout belongs to MCP. Synchronous writes so the
- * last lines before an exit are not lost. Levels are written as names ("level":"warn") for people and jq alike.
+ * What the log may hold in memory while its reader (journald, Claude Desktop, a pipe) is not keeping up; past this,
+ * lines are dropped and counted rather than waited for.
+ */
+export const LOG_QUEUE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The one logger: JSON lines on stderr, because in the manager stdout belongs to MCP. Levels are written as names
+ * ("level":"warn") for people and jq alike. Lines are written at once, and never wait for a slow reader (see
+ * LogSink); those still queued when the process exits are written then.
  */
 export function createLogger(options: { name: string; level?: LogLevel; /** Tests read the lines here instead. */ destination?: DestinationStream }): Logger {
   return pino(
@@ -17,6 +25,14 @@ export function createLogger(options: { name: string; level?: LogLevel; /** Test
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination ?? pino.destination({ fd: 2, sync: true }),
+    options.destination ?? stderrSink(options.name),
   );
+}
+
+function stderrSink(name: string): DestinationStream {
+  return new LogSink(2, {
+    maxQueuedBytes: LOG_QUEUE_BYTES,
+    dropLine: (dropped) =>
+      `${JSON.stringify({ level: "warn", time: new Date().toISOString(), pid: process.pid, name, dropped, msg: "log lines dropped: the log's reader was not keeping up" })}\n`,
+  });
 }

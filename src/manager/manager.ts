@@ -406,6 +406,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         const goodbye = publisher?.stop();
         // Workers get a 1001 so they know this was a clean stop; waiting for every close handshake is not
         // worth more than half a second when an MCP client is waiting for us to exit.
+        log.info({ sessions: all.size }, "closing worker sessions: manager shutting down");
         for (const s of all) s.close(1001, "manager shutting down");
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {

@@ -86,7 +86,9 @@ export class WorkerSession {
     const reason = code >= 4000 ? closeReason(code as AppCloseCode, detail) : (detail ?? describeCloseCode(code));
     this.closedBy = { code, detail: reason };
     const fields = { ...this.tag, code, cause: closeCodeName(code) ?? describeCloseCode(code), detail };
-    if (code === 1000 || code === 1001) this.ctx.log.info(fields, "closing worker session");
+    // 1001 goes to every session when the manager stops; the manager logs that once, not 10,000 times.
+    if (code === 1001) this.ctx.log.debug(fields, "closing worker session");
+    else if (code === 1000) this.ctx.log.info(fields, "closing worker session");
     else this.ctx.throttle.warn(`close-${code}`, fields, "closing worker session");
     this.ws.close(code, reason);
     // A peer that never answers the close handshake must not keep the socket (ws waits 30 s otherwise).
