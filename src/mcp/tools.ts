@@ -42,6 +42,11 @@ function toolError(message: string): CallToolResult {
   return { isError: true, content: [{ type: "text", text: message }] };
 }
 
+/**
+ * The SDK's client handles a notification a turn later than a response that arrives in the same read, so a
+ * progress written just before the result would reach it after the request ended ("unknown token").
+ */
+const PROGRESS_GAP_MS = 20;
 const readOnly = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };
 
 // Input fields, with messages written for the model that will read them when it gets an argument wrong.
@@ -197,6 +202,7 @@ export function registerTools(server: McpServer, manager: Manager, options: Tool
       if (fresh) {
         const token = extra._meta?.progressToken;
         let done = 0;
+        let lastProgressAt = -Infinity;
         await pool(entries, options.freshConcurrency ?? 64, extra.signal, async (entry) => {
           if (!entry.connected) {
             entry.error = `not connected (${entry.state})`;
@@ -221,8 +227,13 @@ export function registerTools(server: McpServer, manager: Manager, options: Tool
                 params: { progressToken: token, progress: done, total: entries.length, message: `${entry.id}: ${entry.error ?? "ok"}` },
               })
               .catch(() => {});
+            lastProgressAt = performance.now();
           }
         });
+        // The same holds for a progress sent just before the last answer came in: the result follows it at once.
+        // A short pause lets the client read the progress on its own first.
+        const sinceProgress = performance.now() - lastProgressAt;
+        if (sinceProgress < PROGRESS_GAP_MS) await new Promise((resolve) => setTimeout(resolve, PROGRESS_GAP_MS - sinceProgress));
       }
       return result(AllStatusOutput, { counts: countStates(matching), workers: entries, nextCursor: paged.nextCursor });
     },
