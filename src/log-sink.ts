@@ -37,11 +37,6 @@ export class LogSink {
     this.enqueue(Buffer.from(line));
   }
 
-  /** Lines waiting for the reader, in bytes (for tests and diagnostics). */
-  get pendingBytes(): number {
-    return this.queuedBytes;
-  }
-
   private enqueue(buf: Buffer): void {
     if (this.queuedBytes + buf.length > this.options.maxQueuedBytes) {
       this.dropped++;
@@ -49,6 +44,10 @@ export class LogSink {
       this.queue.push(buf);
       this.queuedBytes += buf.length;
     }
+    this.retryLater();
+  }
+
+  private retryLater(): void {
     this.retry ??= setTimeout(() => {
       this.retry = null;
       this.drain();
@@ -69,10 +68,7 @@ export class LogSink {
       this.queue.shift();
     }
     if (this.queue.length > 0 && !this.broken) {
-      this.retry ??= setTimeout(() => {
-        this.retry = null;
-        this.drain();
-      }, this.options.retryMs ?? 10).unref();
+      this.retryLater();
       return false;
     }
     if (this.dropped > 0 && !this.broken) {

@@ -30,6 +30,9 @@ export function createLogger(options: { name: string; level?: LogLevel; /** Test
 }
 
 function stderrSink(name: string): DestinationStream {
+  // A pipe handed to us as stderr is in blocking mode until Node opens its own stream on it, which switches fd 2
+  // to non-blocking: only then does a full pipe refuse a write (EAGAIN) instead of stopping the process in it.
+  void process.stderr;
   return new LogSink(2, {
     maxQueuedBytes: LOG_QUEUE_BYTES,
     dropLine: (dropped) =>
