@@ -28,13 +28,11 @@ export class LogSink {
 
   write(line: string): void {
     if (this.broken) return;
-    if (this.queue.length === 0) {
-      const written = this.tryWrite(line);
-      if (written === "refused") this.enqueue(Buffer.from(line));
-      else if (written < Buffer.byteLength(line)) this.enqueue(Buffer.from(line).subarray(written));
-      return;
-    }
-    this.enqueue(Buffer.from(line));
+    const buf = Buffer.from(line);
+    // Behind queued lines, a line waits its turn so the order holds.
+    const written = this.queue.length === 0 ? this.tryWrite(buf) : "refused";
+    if (written === "refused") this.enqueue(buf);
+    else if (written < buf.length) this.enqueue(buf.subarray(written));
   }
 
   private enqueue(buf: Buffer): void {
@@ -79,9 +77,9 @@ export class LogSink {
     return true;
   }
 
-  private tryWrite(data: string | Buffer): number | "refused" {
+  private tryWrite(data: Buffer): number | "refused" {
     try {
-      return typeof data === "string" ? writeSync(this.fd, data) : writeSync(this.fd, data);
+      return writeSync(this.fd, data);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === "EAGAIN" || code === "EWOULDBLOCK") return "refused";
@@ -91,14 +89,10 @@ export class LogSink {
   }
 
   private flushSync(waitMs: number): void {
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = null;
     const deadline = performance.now() + waitMs;
     const nap = new Int32Array(new SharedArrayBuffer(4));
-    while (!this.drain() && performance.now() < deadline) {
-      if (this.retry) clearTimeout(this.retry);
-      this.retry = null;
-      Atomics.wait(nap, 0, 0, 5);
-    }
+    while (!this.drain() && performance.now() < deadline) Atomics.wait(nap, 0, 0, 5);
+    // drain() schedules a retry while lines remain; no event loop runs after exit to serve it.
+    if (this.retry) clearTimeout(this.retry);
   }
 }
