@@ -28,6 +28,8 @@ export interface SimStats {
   /** Epoch ms (fractional) of the latest welcome. */
   lastWelcomeAt: number;
   heartbeatsSent: number;
+  /** TLS handshakes finished (full or resumed), counted from the start. */
+  handshakes: number;
   /** Heartbeat interval in ms → sessions at that pace. */
   intervals: Record<string, number>;
   failures: Record<string, number>;

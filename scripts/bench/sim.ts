@@ -23,6 +23,8 @@ let resume = true;
 let stopping = false;
 const failures = new Map<string, number>();
 let heartbeatsSent = 0;
+// TLS handshakes this simulator's sockets finished: more than the sessions opened is work the server did twice.
+let handshakes = 0;
 
 function metrics(seq: number) {
   // About the size and shape of a real summary (see src/protocol/metrics.ts): ~280 bytes of JSON with the frame.
@@ -90,7 +92,10 @@ class SimWorker {
           checkServerIdentity: () => undefined,
         });
         socket.on("session", (s: Buffer) => (this.session = s));
-        socket.once("secureConnect", () => (this.resumed = socket.isSessionReused()));
+        socket.once("secureConnect", () => {
+          handshakes++;
+          this.resumed = socket.isSessionReused();
+        });
         return socket;
       },
     } as ConstructorParameters<typeof WebSocket>[2]);
@@ -251,6 +256,7 @@ function stats(since = 0): SimStats {
     resumed,
     lastWelcomeAt,
     heartbeatsSent,
+    handshakes,
     intervals: Object.fromEntries(intervals),
     failures: Object.fromEntries(failures),
   };

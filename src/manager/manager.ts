@@ -194,17 +194,22 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const ticketFile = options.stateFile ? ticketKeyPath(options.stateFile) : null;
   const ticketKeys = ticketFile ? loadTicketKeys(ticketFile, log) : newTicketKeys(null, log);
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
+  // Handshakes look serials up in this list as they end (gateUnauthorized), resumed ones too, so a new list needs
+  // neither a new TLS context nor new ticket keys: only the live sessions it revokes are closed.
   const revocations = options.tls.crl
-    ? new Revocations(options.tls.crl, material.ca, log, ({ pem, revoked }) => {
-        // New handshakes check the new list; new ticket keys end resumption, which would skip the check.
-        server.setSecureContext({ ...managerServerOptions(material), crl: pem });
-        server.setTicketKeys(newTicketKeys(ticketFile, log));
+    ? new Revocations(options.tls.crl, material.ca, log, ({ revoked }) => {
         for (const s of all) {
           if (revoked.has(s.serialNumber)) s.close(CloseCode.REVOKED, `serial ${s.serialNumber}`);
         }
       })
     : null;
-  if (revocations) material.crl = await revocations.load();
+  if (revocations) {
+    try {
+      await revocations.load();
+    } catch (err) {
+      throw new FleetError("E_CERT", `cannot use the CRL (--crl) ${options.tls.crl}: ${errorMessage(err)}`);
+    }
+  }
   const server: Server = createServer({
     ...managerServerOptions(material),
     handshakeTimeout: limits.handshakeTimeoutMs,
@@ -230,8 +235,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     socket.on("timeout", dropNoUpgrade);
   });
 
-  gateUnauthorized(server, ({ address, reason, subject }) =>
-    throttle.warn("tls-refused", { address, reason, subject }, "TLS client refused: certificate not accepted"),
+  gateUnauthorized(
+    server,
+    ({ address, reason, subject, resumed }) =>
+      throttle.warn("tls-refused", { address, reason, subject, resumed }, "TLS client refused: certificate not accepted"),
+    (serial) => revocations?.isRevoked(serial) ?? false,
   );
   server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
     throttle.warn("tls-failed", { address: socket.remoteAddress, code: err.code, err: err.message.trim() }, "TLS handshake failed");
@@ -266,7 +274,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     const address = socket.remoteAddress?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "") ?? null;
     wss.handleUpgrade(req, socket, head, (ws) => {
       const id = cert.identity;
-      // A resumed TLS session skips the CRL check; the serial is checked here for every session.
+      // Checked at the handshake's end too; again here for a CRL that was reloaded in between.
       if (revocations?.isRevoked(cert.serialNumber)) {
         log.warn({ address, serial: cert.serialNumber, worker: id?.id }, "refused: certificate revoked");
         refuse(ws, CloseCode.REVOKED, `serial ${cert.serialNumber}`);

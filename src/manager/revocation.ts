@@ -15,8 +15,10 @@ export interface CrlUpdate {
 
 /**
  * The fleet's revocation list, reloaded without a restart when the file changes (polled, so the atomic rename
- * `certs revoke` does is seen) or on request (SIGHUP). A CRL is applied only if the fleet CA signed it: a broken
- * CRL handed to OpenSSL would fail every handshake, so a bad file is logged and the last good one kept.
+ * `certs revoke` does is seen) or on request (SIGHUP). A CRL is applied only if the fleet CA signed it: anyone who
+ * can write the file could otherwise un-revoke a certificate, so a bad file is logged and the last good one kept.
+ * The manager looks serials up here as each TLS handshake ends; OpenSSL is not given the CRL (see
+ * `managerServerOptions`), so its nextUpdate does not refuse the whole fleet once it passes.
  */
 export class Revocations {
   private revoked: ReadonlySet<string> = new Set();

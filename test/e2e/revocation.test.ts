@@ -2,22 +2,58 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { connect, type TLSSocket } from "node:tls";
 import { createCa, createCrl } from "../../src/pki/generate.js";
 import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
 import { runCli, sleep, type Proc } from "../helpers/processes.js";
 import { rawClient } from "../helpers/raw-client.js";
+
+/** One TLS connection to the manager, offering `session`; resolves once the manager ended it or let it stay. */
+function tlsProbe(port: number, tls: { ca: string; cert: string; key: string }, session?: Buffer) {
+  return new Promise<{ session: Buffer | undefined; reused: boolean; endedByManager: boolean }>((resolve, reject) => {
+    const socket: TLSSocket = connect({
+      host: "127.0.0.1",
+      port,
+      ca: readFileSync(tls.ca),
+      cert: readFileSync(tls.cert),
+      key: readFileSync(tls.key),
+      session,
+      checkServerIdentity: () => undefined,
+    });
+    let ticket: Buffer | undefined;
+    let reused = false;
+    socket.on("session", (s: Buffer) => (ticket = s));
+    socket.on("secureConnect", () => (reused = socket.isSessionReused()));
+    socket.on("error", () => {});
+    // A socket the manager let in stays open, silent, until its hello timeout: a second is plenty to tell.
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ session: ticket, reused, endedByManager: false });
+    }, 1000);
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve({ session: ticket, reused, endedByManager: true });
+    });
+    socket.setTimeout(5000, () => reject(new Error("TLS probe stalled")));
+  });
+}
 
 describe("revocation without a restart", () => {
   const honest = ["r1", "r2"];
   const fx = useCerts("revoke", [...honest, "victim"], { before, after });
   let manager: ManagerProc;
   const workers = new Map<string, Proc>();
+  /** A TLS session of the victim's from before its revocation. */
+  let victimSession: Buffer | undefined;
 
   before(async () => {
     // No --crl: the manager finds crl.pem beside ca.pem, as `certs init` laid them out.
     manager = await ManagerProc.start(fx.certs);
     for (const id of [...honest, "victim"]) workers.set(id, startWorker(fx.certs, id, manager.url));
     for (const id of [...honest, "victim"]) await manager.waitForState(id, "healthy", 5000);
+    const probe = await tlsProbe(manager.port, { ca: fx.certs.ca, ...fx.certs.worker("victim") });
+    assert.equal(probe.endedByManager, false, "before revocation the victim's certificate is let in");
+    victimSession = probe.session;
   });
 
   it("certs revoke ends the live session within 1 s with the revoked code; other sessions are untouched", async (t) => {
@@ -51,6 +87,16 @@ describe("revocation without a restart", () => {
     const raw = await rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker("victim") }).done;
     assert.equal(raw.opened, false);
     again.kill("SIGKILL");
+  });
+
+  it("a TLS session resumed from before the revocation is refused at the handshake too", async () => {
+    assert.ok(victimSession, "the manager issued a session ticket");
+    const from = manager.lines.length;
+    const probe = await tlsProbe(manager.port, { ca: fx.certs.ca, ...fx.certs.worker("victim") }, victimSession);
+    assert.equal(probe.reused, true, "the session was resumed (the check is not skipped for lack of a full handshake)");
+    assert.equal(probe.endedByManager, true);
+    const refusal = await manager.waitFor((l) => /TLS client refused/.test(String(l.msg)) && l.resumed === true, 2000, "refusal", from);
+    assert.equal(refusal.reason, "CERT_REVOKED");
   });
 
   it("SIGHUP reloads the CRL; a CRL the fleet CA did not sign is refused and the last good one kept", async () => {
