@@ -10,9 +10,16 @@ import { writeSync } from "node:fs";
  * meanwhile. This one never waits while the process runs: refused lines queue, in order, and are retried every
  * `retryMs`. At exit the queue is written out, waiting for the reader at most `exitWaitMs`. Past `maxQueuedBytes`
  * lines are dropped and counted, and the count is logged once the reader has caught up.
+ *
+ * Lines logged in one turn of the event loop go out in one write at its end: a reconnect storm logs two lines
+ * per worker, and one write per line was 30 µs each, 0.7 s of the manager's CPU in a storm of 10,000 (profiled).
+ * A process killed outright (SIGKILL) loses at most that turn's lines; any exit Node sees writes them.
  */
 export class LogSink {
   private readonly queue: Buffer[] = [];
+  /** This turn's lines, not yet handed to the fd. */
+  private turn: Buffer[] = [];
+  private turnFlush: NodeJS.Immediate | null = null;
   private queuedBytes = 0;
   private dropped = 0;
   private retry: NodeJS.Timeout | null = null;
@@ -28,11 +35,26 @@ export class LogSink {
 
   write(line: string): void {
     if (this.broken) return;
-    const buf = Buffer.from(line);
-    // Behind queued lines, a line waits its turn so the order holds.
-    const written = this.queue.length === 0 ? this.tryWrite(buf) : "refused";
-    if (written === "refused") this.enqueue(buf);
-    else if (written < buf.length) this.enqueue(buf.subarray(written));
+    this.turn.push(Buffer.from(line));
+    this.turnFlush ??= setImmediate(() => this.endTurn());
+  }
+
+  private endTurn(): void {
+    this.turnFlush = null;
+    if (this.turn.length === 0 || this.broken) return void (this.turn = []);
+    const lines = this.turn;
+    this.turn = [];
+    // Behind queued lines, these wait their turn so the order holds.
+    let written = this.queue.length === 0 ? this.tryWrite(lines.length === 1 ? lines[0]! : Buffer.concat(lines)) : "refused";
+    if (written === "refused") written = 0;
+    // What the reader did not take queues line by line, so a drop is counted in lines.
+    for (const line of lines) {
+      if (written >= line.length) written -= line.length;
+      else {
+        this.enqueue(written > 0 ? line.subarray(written) : line);
+        written = 0;
+      }
+    }
   }
 
   private enqueue(buf: Buffer): void {
@@ -89,6 +111,8 @@ export class LogSink {
   }
 
   private flushSync(waitMs: number): void {
+    if (this.turnFlush) clearImmediate(this.turnFlush);
+    this.endTurn();
     const deadline = performance.now() + waitMs;
     const nap = new Int32Array(new SharedArrayBuffer(4));
     while (!this.drain() && performance.now() < deadline) Atomics.wait(nap, 0, 0, 5);

@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -123,8 +124,18 @@ export class BenchManager {
     return (result.structuredContent as { counts: Record<string, number> }).counts;
   }
 
-  /** Ends stdin, as Claude Desktop does on quit: the manager saves its state and exits. */
+  /**
+   * Ends stdin, as Claude Desktop does on quit: the manager saves its state and exits. The exit is awaited here:
+   * the SDK's close sends SIGTERM after 2 s and SIGKILL after 4, which lost the CPU profile a manager with
+   * 10,000 workers was still writing (`--profile`).
+   */
   async stop(): Promise<void> {
+    const child = (this.transport as unknown as { _process?: ChildProcess })._process;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      child.stdin?.end();
+      await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 60_000).unref())]);
+    }
     await this.client.close();
   }
 }

@@ -31,6 +31,8 @@ interface Storm {
   /** The manager's warnings during the storm, by kind. */
   warnings: Record<string, number>;
   resumed: number;
+  /** TLS handshakes the simulators finished in the storm: more than the sessions is work the server did twice. */
+  handshakes: number;
   sessions: number;
   healthy: number;
 }
@@ -43,6 +45,7 @@ interface BaselineStorm {
   stealS: number;
   failures: Record<string, number>;
   resumed: number;
+  handshakes: number;
 }
 
 /** One server's steady heartbeating, measured over a window (the manager's and the baseline's over the same one). */

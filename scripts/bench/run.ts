@@ -66,7 +66,9 @@ if (!parsed.success) {
 }
 const opts = parsed.data;
 // With --profile: a CPU profile of each manager process, and a heap snapshot of the first one at steady state.
+const GC_ON_SIGNAL = ["--expose-gc", "--import", new URL("./gc-on-signal.mjs", import.meta.url).href];
 const managerNodeArgs = [
+  ...GC_ON_SIGNAL,
   ...(opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${opts.profile}`, "--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${opts.profile}`] : []),
   // perf needs a map from JIT addresses to JavaScript function names.
   ...(opts.perf ? ["--perf-basic-prof"] : []),
@@ -187,10 +189,18 @@ async function steadyState(
   };
 }
 
+/** RSS of a server that has settled after its start, read after a full collection (see gc-on-signal.mjs). */
+async function idleRssBytes(pid: number): Promise<number> {
+  await sleep(1000);
+  process.kill(pid, "SIGURG");
+  await sleep(500);
+  return rssBytes(pid);
+}
+
 /** The bare baseline server in its own process, on `port` (0: any), with these TLS ticket keys (hex) or its own. */
 async function startBaseline(certs: BenchCerts, port: number, ticketKeys?: string): Promise<{ pid: number; port: number; listeningAt: number; stop: () => Promise<void> }> {
   const script = fileURLToPath(new URL("./baseline-server.ts", import.meta.url));
-  const argv = [process.execPath, "--import", "tsx", script, certs.ca, certs.cert, certs.key, String(port), ...(ticketKeys ? [ticketKeys] : [])];
+  const argv = [process.execPath, ...GC_ON_SIGNAL, "--import", "tsx", script, certs.ca, certs.cert, certs.key, String(port), ...(ticketKeys ? [ticketKeys] : [])];
   const { command, args } = raisedLimit(argv);
   const child = spawn(command, args, { stdio: ["pipe", "pipe", "inherit"] });
   const stop = async () => {
@@ -213,8 +223,7 @@ type BaselineServer = Awaited<ReturnType<typeof startBaseline>>;
 /** A bare baseline server (its idle RSS read first) and `n` sessions heartbeating at `intervalMs`. */
 async function openBaseline(n: number, certs: BenchCerts, intervalMs: number, ticketKeys?: string): Promise<{ server: BaselineServer; sims: Simulator[]; idleRss: number; openMs: number }> {
   const server = await startBaseline(certs, 0, ticketKeys);
-  await sleep(1000);
-  const idleRss = rssBytes(server.pid);
+  const idleRss = await idleRssBytes(server.pid);
   const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${server.port}/worker`, "baseline", intervalMs);
   return { server, sims, idleRss, openMs };
 }
@@ -242,8 +251,8 @@ async function baselineStorms(n: number, certs: BenchCerts, intervalMs: number):
       await server.stop();
       return (server = await startBaseline(certs, server.port, resume ? keys : randomBytes(48).toString("hex")));
     });
-    const result = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, simulatorsCpuS: timed.simulatorsCpuS, stealS: timed.stealS, failures: timed.failures, resumed: timed.back.resumed };
-    say(`    ${resume ? "resumed" : "full handshakes"}: all ${n} back in ${result.seconds.toFixed(1)} s (${JSON.stringify(result.curve)}), ${result.resumed} resumed, server CPU ${result.serverCpuS.toFixed(1)} s, simulators' CPU ${result.simulatorsCpuS.toFixed(1)} s, steal ${result.stealS.toFixed(1)} s, failed attempts ${JSON.stringify(result.failures)}`);
+    const result = { seconds: timed.seconds, curve: timed.curve, serverCpuS: timed.cpuS, simulatorsCpuS: timed.simulatorsCpuS, stealS: timed.stealS, failures: timed.failures, resumed: timed.back.resumed, handshakes: timed.handshakes };
+    say(`    ${resume ? "resumed" : "full handshakes"}: all ${n} back in ${result.seconds.toFixed(1)} s (${JSON.stringify(result.curve)}), ${result.resumed} resumed, ${result.handshakes} TLS handshakes, server CPU ${result.serverCpuS.toFixed(1)} s, simulators' CPU ${result.simulatorsCpuS.toFixed(1)} s, steal ${result.stealS.toFixed(1)} s, failed attempts ${JSON.stringify(result.failures)}`);
     return result;
   };
   const stormResumed = await storm(true);
@@ -260,7 +269,7 @@ async function timeStorm(
   sims: Simulator[],
   expected: number,
   restart: () => Promise<{ pid: number; listeningAt: number }>,
-): Promise<{ back: SimStats; seconds: number; curve: Record<string, number>; cpuS: number; simulatorsCpuS: number; stealS: number; failures: Record<string, number> }> {
+): Promise<{ back: SimStats; seconds: number; curve: Record<string, number>; cpuS: number; simulatorsCpuS: number; stealS: number; failures: Record<string, number>; handshakes: number }> {
   const before = await allStats(sims);
   const server = await restart();
   const cpu0 = cpuSeconds(server.pid);
@@ -278,6 +287,7 @@ async function timeStorm(
     simulatorsCpuS: simsCpu() - simsCpu0,
     stealS: stealSeconds() - steal0,
     failures: failuresSince(before, back),
+    handshakes: back.handshakes - before.handshakes,
   };
 }
 
@@ -314,8 +324,7 @@ async function openManager(n: number, certs: BenchCerts, dir: string, interval: 
   // One object throughout: a restart replaces `manager` in it, and the cleanup stops whichever is current.
   const m = { manager: await BenchManager.start(certs, port, stateFile, managerNodeArgs), port, stateFile };
   cleanups.push(() => m.manager.stop());
-  await sleep(1000);
-  const idleRss = rssBytes(m.manager.pid);
+  const idleRss = await idleRssBytes(m.manager.pid);
   const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${port}/worker`, "manager", 0);
   say(`  ${n} sessions opened in ${(openMs / 1000).toFixed(1)} s`);
   // Every worker healthy, and the pace settled (it follows the fleet's size once a second).
@@ -398,7 +407,7 @@ async function finishManager(
   const storm = async (resume: boolean) => {
     for (const s of sims) await s.call({ op: "resume-sessions", resume });
     say(`  reconnect storm ${resume ? "with" : "without"} TLS session resumption: restarting the manager`);
-    const { back, seconds, curve, cpuS: managerCpuS, simulatorsCpuS, stealS, failures } = await timeStorm(sims, alive, async () => {
+    const { back, seconds, curve, cpuS: managerCpuS, simulatorsCpuS, stealS, failures, handshakes } = await timeStorm(sims, alive, async () => {
       await manager.stop();
       return (manager = m.manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs));
     });
@@ -406,8 +415,8 @@ async function finishManager(
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
     const warnings = { ...manager.warnings };
     say(`    manager warnings: ${JSON.stringify(warnings)}`);
-    say(`    all ${alive} back in ${seconds.toFixed(1)} s (${JSON.stringify(curve)}), ${back.resumed} resumed, manager CPU ${managerCpuS.toFixed(1)} s, simulators' CPU ${simulatorsCpuS.toFixed(1)} s, steal ${stealS.toFixed(1)} s, failed attempts ${JSON.stringify(failures)}`);
-    return { seconds, resumed: back.resumed, sessions: alive, healthy: summary.counts.healthy ?? 0, curve, managerCpuS, simulatorsCpuS, stealS, failures, warnings };
+    say(`    all ${alive} back in ${seconds.toFixed(1)} s (${JSON.stringify(curve)}), ${back.resumed} resumed, ${handshakes} TLS handshakes, manager CPU ${managerCpuS.toFixed(1)} s, simulators' CPU ${simulatorsCpuS.toFixed(1)} s, steal ${stealS.toFixed(1)} s, failed attempts ${JSON.stringify(failures)}`);
+    return { seconds, resumed: back.resumed, handshakes, sessions: alive, healthy: summary.counts.healthy ?? 0, curve, managerCpuS, simulatorsCpuS, stealS, failures, warnings };
   };
   const stormResumed = await storm(true);
   // Settle before the second storm, as a fleet would be between two restarts.

@@ -130,8 +130,9 @@ export interface RevokedEntry {
 }
 
 /**
- * Writes the CA's CRL. nextUpdate is the CA's own expiry: OpenSSL refuses every handshake once a loaded CRL is
- * past nextUpdate, and this CRL is distributed as a file, not fetched, so a short one would only cause outages.
+ * Writes the CA's CRL. nextUpdate is the CA's own expiry: tools that check CRLs (OpenSSL among them) refuse
+ * everything once one is past nextUpdate, and this CRL is distributed as a file, not fetched, so a short one
+ * would only cause outages.
  */
 export async function createCrl(options: { ca: Pem; revoked: RevokedEntry[] }): Promise<string> {
   const caCert = new x509.X509Certificate(options.ca.certPem);
