@@ -155,6 +155,11 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
     verdict(r.manager.stormFull.seconds, TARGETS.stormS, "s", atTarget(r)),
   );
   row("… the bare baseline server restarted with new ticket keys (full handshakes)", (r) => baselineStorm(r.baseline.stormFull), "", () => "");
+  const cores = Number((machine as { cores?: number }).cores) || 1;
+  row("… fastest storm this machine allows, from the bare storms' CPU: resumed, full", (r) =>
+    `${stormFloorS(r.baseline.stormResumed, cores).toFixed(1)} s, ${stormFloorS(r.baseline.stormFull, cores).toFixed(1)} s`, `≤ ${TARGETS.stormS} s`, (r) =>
+    floorVerdict([stormFloorS(r.baseline.stormResumed, cores), stormFloorS(r.baseline.stormFull, cores)], atTarget(r)),
+  );
   row("`get_all_workers_status` (cached, limit 100) p50 / p99", (r) => `${ms(r.manager.allStatus.p50)} / ${ms(r.manager.allStatus.p99)}`, `p50 < ${TARGETS.allStatusP50Ms} ms`, (r) =>
     verdict(r.manager.allStatus.p50, TARGETS.allStatusP50Ms, "ms", atTarget(r)),
   );
@@ -176,6 +181,22 @@ const storm = (s: Storm) =>
 
 const baselineStorm = (s: BaselineStorm) =>
   `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; CPU: server ${s.serverCpuS.toFixed(1)} s, simulators ${s.simulatorsCpuS.toFixed(1)} s)`;
+
+/**
+ * The shortest a storm of this size could be here, whatever the server: it must do at least the bare server's work,
+ * whose TLS runs on one thread, and the clients' work shares the same cores. The larger of the bare server's CPU
+ * and the bare storm's whole CPU (server and simulators) spread over every core.
+ */
+export function stormFloorS(s: BaselineStorm, cores: number): number {
+  return Math.max(s.serverCpuS, (s.serverCpuS + s.simulatorsCpuS) / cores);
+}
+
+function floorVerdict(floors: number[], atTargetSize: boolean): string {
+  if (!atTargetSize) return "";
+  const [resumed, full] = floors.map((f) => f > TARGETS.stormS);
+  if (!resumed && !full) return "both within reach";
+  return `${resumed && full ? "neither storm" : resumed ? "the resumed storm is not" : "the full-handshake storm is not"} within reach of the bare transport here`;
+}
 
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
 

@@ -78,6 +78,7 @@ describe("npm run bench (small)", () => {
     assert.ok(r.manager.stormResumed.simulatorsCpuS > 0, "the simulators' CPU in the manager's storm is measured");
     assert.ok(r.manager.allStatus.p50 > 0);
     assert.ok(r.manager.stealS >= 0 && r.manager.detectionStealS >= 0, "the hypervisor's share is read from /proc/stat");
+    assert.match(stdout, /\| … fastest storm this machine allows[^|]*\| \d+\.\d s, \d+\.\d s \|/, "the bare storms' floor is in the table");
     assert.match(stdout, /\| CPU taken by the hypervisor \(steal\)[^|]*\| \d+\.\d \/ \d+\.\d \/ \d+\.\d, \d+\.\d s \|/);
   });
 });

@@ -1,0 +1,30 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { renderTable, stormFloorS, type SizeResult } from "../../scripts/bench/report.js";
+
+const bareStorm = (serverCpuS: number, simulatorsCpuS: number) => ({ seconds: 1, curve: {}, serverCpuS, simulatorsCpuS, stealS: 0, failures: {}, resumed: 0, handshakes: 0 });
+
+describe("the bench's storm floor", () => {
+  it("is the bare storm's CPU spread over the cores, or the server's one thread if that is longer", () => {
+    // Figures of a full-handshake storm at 10,000 on the project's machine.
+    assert.equal(stormFloorS(bareStorm(19.2, 22.3), 2), 20.75);
+    assert.equal(stormFloorS(bareStorm(30, 10), 2), 30);
+    assert.equal(stormFloorS(bareStorm(8, 12), 4), 8);
+  });
+
+  it("says in the table which storm target the bare transport cannot reach at the target size", () => {
+    const steady = { windowAt: 0, cpuPerHeartbeatUs: 80, partsUs: [], rss: 1e9, heartbeats: 1, cpuPercent: 10, threadsUsPerHeartbeat: {}, stealS: 0 };
+    const storm = { seconds: 25, curve: {}, managerCpuS: 20, simulatorsCpuS: 20, stealS: 0, failures: {}, warnings: {}, resumed: 0, handshakes: 10_000, sessions: 10_000, healthy: 10_000 };
+    const result = {
+      n: 10_000,
+      baseline: { ...steady, idleRss: 1e8, rssPerWorker: 57_000, openMs: 1, stormResumed: bareStorm(8, 11), stormFull: bareStorm(19.2, 22.3) },
+      manager: {
+        ...steady, idleRss: 1e8, rssPerWorker: 63_000, rssAfterStorms: 1e9, openMs: 1, intervalMs: 5000, boundMs: 15_000, paces: [],
+        listWorkers: { calls: 1, p50: 1, p99: 1, bytes: 1 }, allStatus: { calls: 1, p50: 1, p99: 1, bytes: 1 },
+        killedMs: [1], killedStealMs: [0], frozenMs: [15_100], detectionStealS: 0, stormResumed: storm, stormFull: storm,
+      },
+    } as SizeResult;
+    const table = renderTable([result], { cpu: "test", cores: 2, memoryGiB: 1, kernel: "k", node: "v20", openssl: "3", openFileLimit: { hard: 20_000 } });
+    assert.match(table, /\| … fastest storm this machine allows[^|]*\| 9\.5 s, 20\.8 s \| ≤ 20 s \| the full-handshake storm is not within reach of the bare transport here \|/);
+  });
+});
