@@ -115,7 +115,17 @@ export class LogSink {
     this.endTurn();
     const deadline = performance.now() + waitMs;
     const nap = new Int32Array(new SharedArrayBuffer(4));
-    while (!this.drain() && performance.now() < deadline) Atomics.wait(nap, 0, 0, 5);
+    for (;;) {
+      const drained = this.drain();
+      // Once the queue is out, drain() logs how many lines were dropped, as a new turn that no loop will end now.
+      if (drained && this.turn.length > 0) {
+        if (this.turnFlush) clearImmediate(this.turnFlush);
+        this.endTurn();
+        continue;
+      }
+      if (drained || performance.now() >= deadline) break;
+      Atomics.wait(nap, 0, 0, 5);
+    }
     // drain() schedules a retry while lines remain; no event loop runs after exit to serve it.
     if (this.retry) clearTimeout(this.retry);
   }
