@@ -176,8 +176,11 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
   return [head, sep, ...rows, "", note].join("\n");
 }
 
-const storm = (s: Storm) =>
-  `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; CPU: manager ${s.managerCpuS.toFixed(1)} s, simulators ${s.simulatorsCpuS.toFixed(1)} s)`;
+const storm = (s: Storm) => {
+  // The manager logs a warning for each worker it marks unhealthy: during a storm, workers not back yet.
+  const flagged = s.warnings["worker state changed"] ?? 0;
+  return `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; CPU: manager ${s.managerCpuS.toFixed(1)} s, simulators ${s.simulatorsCpuS.toFixed(1)} s${flagged > 0 ? `; ${flagged.toLocaleString("en")} marked unhealthy meanwhile` : ""})`;
+};
 
 const baselineStorm = (s: BaselineStorm) =>
   `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; CPU: server ${s.serverCpuS.toFixed(1)} s, simulators ${s.simulatorsCpuS.toFixed(1)} s)`;

@@ -45,7 +45,7 @@ export function managerCommand(): Command {
     .addOption(flag("--heartbeat-budget <n>", "heartbeats per second for the whole fleet; the interval lengthens beyond it (0: no limit)", "2000"))
     .addOption(flag("--pressure-percent <n>", "memory or disk use above this percent is a warning; 0 turns it off", "95"))
     .addOption(flag("--state <file>", "where known workers and their history are kept", defaultStateFile()))
-    .addOption(flag("--restart-grace <duration>", "after a restart, how long known workers have to reconnect", "30s"))
+    .addOption(flag("--restart-grace <duration>", "after a restart, how long known workers have to reconnect (stretched, up to 4 times, while they still are)", "30s"))
     .addOption(flag("--request-timeout <duration>", "how long a worker has to answer a status request", "5s"))
     .addOption(flag("--no-mdns", "do not announce this manager, nor watch for worker announcements, on mDNS"))
     .addOption(flag("--handshake-timeout <duration>", "time a client has to complete the TLS handshake", "5s"))

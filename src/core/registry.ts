@@ -126,6 +126,9 @@ function countSince(times: readonly number[], since: number): number {
  */
 const FULL_CHECK_MS = 30_000;
 
+/** While restored workers keep coming back, the restart grace stretches up to this many times its length. */
+export const GRACE_STRETCH = 4;
+
 export interface RegistryOptions {
   clock: Clock;
   policy: HealthPolicy;
@@ -151,6 +154,9 @@ export class Registry {
   private restoredPending = 0;
   /** The earliest end of a pending grace period: until then no restored worker needs a look. */
   private restoredDueAt = Infinity;
+  /** The restart grace `restore` was given, and when a restored worker last came back. */
+  private restoreGraceMs = 0;
+  private lastReturnAt = -Infinity;
   /** Deadline bucket → workers filed there (see BUCKET_MS). */
   private readonly due = new Map<number, WorkerRecord[]>();
 
@@ -177,6 +183,7 @@ export class Registry {
     // A restored state was a belief carried over a restart; the first session turns it into an observation,
     // which is recorded even when the state is the same.
     const confirmsRestored = rec?.restored === true ? rec.state : null;
+    if (confirmsRestored !== null) this.lastReturnAt = now;
     const replaced = rec?.sessionId ?? null;
     if (!rec) {
       rec = {
@@ -275,10 +282,11 @@ export class Registry {
       let dueAt = Infinity;
       for (const rec of this.workers.values()) {
         if (!rec.restored || rec.sessionId) continue;
-        if (now >= rec.graceFrom) this.expireRestored(rec);
+        const deadline = this.restoredDeadline(rec);
+        if (now >= deadline) this.expireRestored(rec);
         else {
           pending++;
-          dueAt = Math.min(dueAt, rec.graceFrom);
+          dueAt = Math.min(dueAt, deadline);
         }
       }
       this.restoredPending = pending;
@@ -304,8 +312,9 @@ export class Registry {
 
   /**
    * Loads what a previous run knew. Restored workers are not connected; each keeps its recorded state until it
-   * reconnects or `graceMs` passes, when it becomes unhealthy ("not seen since manager start"), unless its last
-   * word was a goodbye, in which case it stays offline. No alarm is raised for the restart itself.
+   * reconnects or `graceMs` passes (longer while others are still coming back: see restoredDeadline), when it
+   * becomes unhealthy ("not seen since manager start"), unless its last word was a goodbye, in which case it stays
+   * offline. No alarm is raised for the restart itself.
    */
   restore(snapshot: RegistrySnapshot, graceMs: number): void {
     const now = this.clock.monotonic();
@@ -343,6 +352,7 @@ export class Registry {
     }
     this.restoredPending = this.workers.size;
     this.restoredDueAt = Math.min(this.restoredDueAt, now + graceMs);
+    this.restoreGraceMs = graceMs;
     for (const e of snapshot.events) this.history.push(e);
     this.eventSeq = Math.max(this.eventSeq, ...snapshot.events.map((e) => e.seq));
   }
@@ -413,6 +423,18 @@ export class Registry {
     if (filter.afterSeq !== undefined) list = list.filter((e) => e.seq > filter.afterSeq!);
     if (filter.limit !== undefined) list = list.slice(-filter.limit);
     return list;
+  }
+
+  /**
+   * When a restored worker that has not come back is judged: at the end of its grace period, or later while the
+   * fleet is still coming back (another restored worker returned within the last third of the grace), but no
+   * later than GRACE_STRETCH times the grace. A large fleet's reconnect storm can outlast a fixed grace: 10,000
+   * full TLS handshakes took 33–38 s on the bench machine, and a thousand workers still queued for theirs were
+   * marked unhealthy at 30 s.
+   */
+  private restoredDeadline(rec: WorkerRecord): number {
+    const whileReturning = Math.max(rec.graceFrom, this.lastReturnAt + this.restoreGraceMs / 3);
+    return Math.min(whileReturning, rec.graceFrom + (GRACE_STRETCH - 1) * this.restoreGraceMs);
   }
 
   private expireRestored(rec: WorkerRecord): void {

@@ -333,6 +333,50 @@ describe("registry persistence across manager restarts", () => {
   });
 });
 
+describe("the restart grace while the fleet is still coming back", () => {
+  const restoredFleet = (n: number) => {
+    const before = new Harness();
+    for (let i = 0; i < n; i++) before.connect(`w${i}`);
+    const after = new Harness();
+    after.registry.restore(before.registry.export(), 3000);
+    return after;
+  };
+
+  it("stretches while restored workers keep returning, and ends a third of the grace after the last one", () => {
+    const h = restoredFleet(4);
+    h.run(2500);
+    h.connect("w0", "w0-s2");
+    h.run(600); // 3100: the grace is over, but w0 came back 600 ms ago
+    assert.equal(h.state("w1"), "healthy", "not judged while the fleet is still returning");
+    assert.equal(h.registry.get("w1")!.connected, false);
+    h.run(500); // 3600: 1100 ms since the last return, more than a third of the 3 s grace
+    assert.equal(h.state("w1"), "unhealthy");
+    assert.equal(h.registry.get("w1")!.reasons[0]!.message, "not seen since manager start");
+    assert.equal(h.state("w0"), "healthy");
+  });
+
+  it("ends on time when nobody returned late, and never later than four times the grace", () => {
+    const quiet = restoredFleet(2);
+    quiet.run(500);
+    quiet.connect("w0", "w0-s2");
+    quiet.run(2600); // 3100
+    assert.equal(quiet.state("w1"), "unhealthy", "a return early in the grace does not stretch it");
+
+    const n = 50;
+    const busy = restoredFleet(n);
+    const missing = `w${n - 1}`;
+    // One worker back every 300 ms, for longer than the stretch allows; the last one never comes.
+    let judgedAt: number | null = null;
+    for (let i = 0; i < n - 1; i++) {
+      busy.run(300);
+      busy.connect(`w${i}`, `w${i}-s2`);
+      if (judgedAt === null && busy.state(missing) === "unhealthy") judgedAt = busy.clock.monotonic();
+    }
+    assert.ok(judgedAt !== null, "judged although others were still returning");
+    assert.ok(judgedAt >= 12_000 && judgedAt <= 12_300, `judged at ${judgedAt} ms: four times the 3 s grace`);
+  });
+});
+
 describe("registry deadlines between full checks", () => {
   it("a silent worker among many beating ones turns degraded and unhealthy on the first 100 ms tick past each bound", () => {
     const clock = new FakeClock();
