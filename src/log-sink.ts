@@ -111,18 +111,15 @@ export class LogSink {
   }
 
   private flushSync(waitMs: number): void {
-    if (this.turnFlush) clearImmediate(this.turnFlush);
-    this.endTurn();
     const deadline = performance.now() + waitMs;
     const nap = new Int32Array(new SharedArrayBuffer(4));
     for (;;) {
+      // No loop turn will end after exit: this turn's lines, and the count of dropped lines that drain() logs once
+      // the queue is out, are handed over here.
+      if (this.turnFlush) clearImmediate(this.turnFlush);
+      this.endTurn();
       const drained = this.drain();
-      // Once the queue is out, drain() logs how many lines were dropped, as a new turn that no loop will end now.
-      if (drained && this.turn.length > 0) {
-        if (this.turnFlush) clearImmediate(this.turnFlush);
-        this.endTurn();
-        continue;
-      }
+      if (drained && this.turn.length > 0) continue;
       if (drained || performance.now() >= deadline) break;
       Atomics.wait(nap, 0, 0, 5);
     }

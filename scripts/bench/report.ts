@@ -108,6 +108,7 @@ function verdict(value: number, target: number, unit: string, atTargetSize: bool
 }
 
 export function renderTable(results: SizeResult[], machine: Record<string, unknown>): string {
+  const m = machine as { cpu: string; cores: number; memoryGiB: number; kernel: string; node: string; openssl: string; openFileLimit: { hard: number } };
   const largest = results.at(-1)!;
   const atTarget = (r: SizeResult) => r === largest && r.n >= TARGETS.atN;
   const head = `| | ${results.map((r) => `N = ${r.n.toLocaleString("en")}`).join(" | ")} | target at N = ${TARGETS.atN.toLocaleString("en")} | |`;
@@ -155,10 +156,9 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
     verdict(r.manager.stormFull.seconds, TARGETS.stormS, "s", atTarget(r)),
   );
   row("… the bare baseline server restarted with new ticket keys (full handshakes)", (r) => baselineStorm(r.baseline.stormFull), "", () => "");
-  const cores = Number((machine as { cores?: number }).cores) || 1;
   row("… fastest storm this machine allows, from the bare storms' CPU: resumed, full", (r) =>
-    `${stormFloorS(r.baseline.stormResumed, cores).toFixed(1)} s, ${stormFloorS(r.baseline.stormFull, cores).toFixed(1)} s`, `≤ ${TARGETS.stormS} s`, (r) =>
-    floorVerdict([stormFloorS(r.baseline.stormResumed, cores), stormFloorS(r.baseline.stormFull, cores)], atTarget(r)),
+    `${stormFloorS(r.baseline.stormResumed, m.cores).toFixed(1)} s, ${stormFloorS(r.baseline.stormFull, m.cores).toFixed(1)} s`, `≤ ${TARGETS.stormS} s`, (r) =>
+    floorVerdict([stormFloorS(r.baseline.stormResumed, m.cores), stormFloorS(r.baseline.stormFull, m.cores)], atTarget(r)),
   );
   row("`get_all_workers_status` (cached, limit 100) p50 / p99", (r) => `${ms(r.manager.allStatus.p50)} / ${ms(r.manager.allStatus.p99)}`, `p50 < ${TARGETS.allStatusP50Ms} ms`, (r) =>
     verdict(r.manager.allStatus.p50, TARGETS.allStatusP50Ms, "ms", atTarget(r)),
@@ -169,7 +169,6 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
     `${r.manager.stealS.toFixed(1)} / ${r.manager.detectionStealS.toFixed(1)} / ${r.manager.stormResumed.stealS.toFixed(1)}, ${r.manager.stormFull.stealS.toFixed(1)} s`, "", () => "",
   );
   row("manager RSS: idle / steady / after two storms", (r) => `${mb(r.manager.idleRss)} / ${mb(r.manager.rss)} / ${mb(r.manager.rssAfterStorms)}`, "", () => "");
-  const m = machine as { cpu: string; cores: number; memoryGiB: number; kernel: string; node: string; openssl: string; openFileLimit: { hard: number } };
   const note =
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, OpenSSL ${m.openssl}, ` +
     `open-file hard limit ${m.openFileLimit.hard}. Largest N reached: ${largest.n.toLocaleString("en")}.`;

@@ -127,7 +127,7 @@ function countSince(times: readonly number[], since: number): number {
 const FULL_CHECK_MS = 30_000;
 
 /** While restored workers keep coming back, the restart grace stretches up to this many times its length. */
-export const GRACE_STRETCH = 4;
+const GRACE_STRETCH = 4;
 
 export interface RegistryOptions {
   clock: Clock;
