@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { connect, createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
-import { CONNECT_TIMEOUT_MS, MAX_FRAME_BYTES } from "../../src/protocol/messages.js";
+import { CONNECT_TIMEOUT_MS, MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 import { Backoff } from "../../src/worker/backoff.js";
 import { nextInPhase } from "../../src/worker/link.js";
 import type { SimCommand, SimReply, SimStats } from "./sim-protocol.js";
@@ -104,7 +104,7 @@ class SimWorker {
       ws.send(
         JSON.stringify({
           type: "hello",
-          protocol: 1,
+          protocol: PROTOCOL_VERSION,
           id: this.id,
           hostname: `${this.id}.sim`,
           agentVersion: "0.1.0",

@@ -110,7 +110,8 @@ export function assessConnected(facts: ConnectedFacts, policy: HealthPolicy): { 
     reasons.push({ code: "battery_low", message: `battery low: ${m.battery.percent.toFixed(0)}% and discharging` });
   }
   if (m && m.errors.length > 0) {
-    reasons.push({ code: "collector_errors", message: `collector errors: ${m.errors.join("; ")}` });
+    // Collector and code only: the detail is the worker's own text, which the manager logs and never shows.
+    reasons.push({ code: "collector_errors", message: `collector errors: ${m.errors.map((e) => `${e.collector} ${e.code}`).join(", ")}` });
   }
   if (facts.sessionsInFlapWindow >= policy.flapSessions) {
     reasons.push({

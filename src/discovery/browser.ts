@@ -1,8 +1,9 @@
 import { EventEmitter } from "node:events";
+import { isIP } from "node:net";
 import type { Bonjour, Browser, Service } from "bonjour-service";
 import type { Logger } from "../log.js";
 import { openBonjour, rawMdns, type MdnsOptions } from "./mdns.js";
-import { decodeTxt, SERVICE_SUFFIX, SERVICE_TYPE, type Announcement } from "./txt.js";
+import { decodeTxt, isOurInstance, isSrvHost, SERVICE_SUFFIX, SERVICE_TYPE, type Announcement } from "./txt.js";
 
 /** One announced `_mcp-fleet._tcp` service, as last heard. */
 export interface Peer {
@@ -25,6 +26,32 @@ export interface BrowserOptions {
 }
 
 const PTR_NAME = SERVICE_SUFFIX.slice(1); // "_mcp-fleet._tcp.local"
+
+/**
+ * Peers kept per role. Anyone on the LAN can announce, so what is kept is bounded: past this, the peer heard
+ * longest ago is dropped to make room (a live one is heard again at the next refresh).
+ */
+export const MAX_PEERS_PER_ROLE = 256;
+/** Addresses kept per peer: a host has a few; an announcement listing more is cut. */
+const MAX_ADDRESSES = 8;
+
+/**
+ * An announcement in a form worth keeping, or why not. Everything in it came from the LAN, unauthenticated: the
+ * instance name, the SRV target, the port, the TXT record and the addresses are each checked here, before any of
+ * it is stored or shown (docs/protocol.md, "mDNS").
+ */
+export function peerFrom(s: Pick<Service, "fqdn" | "name" | "host" | "port" | "txt" | "addresses" | "referer">): Omit<Peer, "lastSeen"> | string {
+  const announcement = decodeTxt(s.txt);
+  if (!announcement) return "TXT record is not ours";
+  if (!isOurInstance(s.name, s.fqdn)) return "instance name outside the allowed characters";
+  if (!isSrvHost(s.host)) return "SRV target is not a host name";
+  if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65_535) return "port out of range";
+  const source = s.referer?.address;
+  const addresses = [...new Set([...(source ? [source] : []), ...(s.addresses ?? [])])]
+    .filter((a) => typeof a === "string" && isIP(a) !== 0)
+    .slice(0, MAX_ADDRESSES);
+  return { fqdn: s.fqdn, name: s.name, host: s.host, port: s.port, addresses, announcement };
+}
 
 /**
  * Watches `_mcp-fleet._tcp` announcements. bonjour-service reports a service gone only on a goodbye and never
@@ -82,20 +109,33 @@ export class FleetBrowser extends EventEmitter<{ change: [] }> {
   }
 
   private seen(s: Service): void {
-    const announcement = decodeTxt(s.txt);
-    if (!announcement || !s.fqdn) {
-      this.options.log.debug({ fqdn: s.fqdn, txt: s.txt }, "ignoring an _mcp-fleet._tcp announcement that is not ours");
+    const peer = peerFrom(s);
+    if (typeof peer === "string") {
+      // The announcement's own text stays out of the log too: only where it came from and why it is ignored.
+      this.options.log.debug({ from: s.referer?.address, why: peer }, "ignoring an _mcp-fleet._tcp announcement");
       return;
     }
-    const source = s.referer?.address;
-    const addresses = [...new Set([...(source ? [source] : []), ...(s.addresses ?? [])])];
-    const key = s.fqdn.toLowerCase();
+    const key = peer.fqdn.toLowerCase();
     const before = this.peers.get(key);
-    this.peers.set(key, { fqdn: s.fqdn, name: s.name, host: s.host, port: s.port, addresses, announcement, lastSeen: performance.now() });
-    if (!before || before.port !== s.port || before.addresses.join() !== addresses.join() || JSON.stringify(before.announcement) !== JSON.stringify(announcement)) {
-      this.options.log.debug({ fqdn: s.fqdn, addresses, role: announcement.role }, "mDNS peer seen");
+    if (!before) this.makeRoom(peer.announcement.role);
+    this.peers.set(key, { ...peer, lastSeen: performance.now() });
+    const { port, addresses, announcement } = peer;
+    if (!before || before.port !== port || before.addresses.join() !== addresses.join() || JSON.stringify(before.announcement) !== JSON.stringify(announcement)) {
+      this.options.log.debug({ fqdn: peer.fqdn, addresses, role: announcement.role }, "mDNS peer seen");
       this.emit("change");
     }
+  }
+
+  /** Before a new peer of `role` is kept: at the cap, the one of that role heard longest ago goes. */
+  private makeRoom(role: Announcement["role"]): void {
+    let count = 0;
+    let oldest: [string, Peer] | null = null;
+    for (const entry of this.peers) {
+      if (entry[1].announcement.role !== role) continue;
+      count++;
+      if (!oldest || entry[1].lastSeen < oldest[1].lastSeen) oldest = entry;
+    }
+    if (count >= MAX_PEERS_PER_ROLE && oldest) this.peers.delete(oldest[0]);
   }
 
   private gone(fqdn: string): void {

@@ -1,6 +1,7 @@
 import { hostname, networkInterfaces } from "node:os";
 import type { Bonjour, Service } from "bonjour-service";
 import type { Logger } from "../log.js";
+import { toHostname } from "../protocol/text.js";
 import { openBonjour, rawMdns, type MdnsOptions } from "./mdns.js";
 import { encodeTxt, instanceName, SERVICE_SUFFIX, SERVICE_TYPE, type Announcement } from "./txt.js";
 
@@ -79,7 +80,8 @@ export class Publisher {
       port: this.options.port,
       txt: encodeTxt(this.options.announcement),
       // bonjour-service would use the bare host name as SRV target, which resolvers cannot find.
-      host: `${hostname().split(".")[0]}.local`,
+      // The SRV target is a host name by RFC 1123, as browsers (ours too) require.
+      host: `${toHostname(hostname().split(".")[0] ?? "", "host")}.local`,
       // Its own probe reports a conflict with console.log, which would corrupt an MCP stdout; ours is in freeName.
       probe: false,
     });

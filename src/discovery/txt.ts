@@ -1,6 +1,7 @@
 import { createHash, X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { WorkerId } from "../protocol/messages.js";
+import { HOSTNAME_PATTERN, VersionText } from "../protocol/text.js";
 
 /** DNS-SD service type: `_mcp-fleet._tcp.local`. */
 export const SERVICE_TYPE = "mcp-fleet";
@@ -44,7 +45,7 @@ const Txt = z.object({
   fleet: z.string().regex(/^[0-9a-f]{16}$/),
   proto: z.coerce.number().int().positive(),
   id: WorkerId.optional(),
-  ver: z.string().max(64).optional(),
+  ver: VersionText.optional(),
 });
 
 /** Reads a TXT record from anyone on the LAN; anything that is not ours, or not well formed, is null. */
@@ -56,7 +57,27 @@ export function decodeTxt(txt: unknown): Announcement | null {
   return { role: t.role, fleet: t.fleet, protocol: t.proto, id: t.id, version: t.ver };
 }
 
-/** DNS-SD instance names may hold anything but dots confuse bonjour-service's parser, which keeps the first label. */
+/**
+ * Instance names as this project makes them ("mcp-fleet worker w1", "... (2)"): letters, digits, spaces, '-', '_',
+ * '(' and ')', at most 63. DNS-SD allows any UTF-8, but an announcer's name is text from anyone on the LAN: one
+ * outside this class is not ours and is not kept. (Dots would also confuse bonjour-service's parser.)
+ */
+export const INSTANCE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9 _()-]{0,62}$/;
+
+/** A name to announce under: characters outside the instance-name class become '-'. */
 export function instanceName(text: string): string {
-  return text.replace(/\./g, "-").slice(0, 63);
+  const name = text.replace(/[^A-Za-z0-9 _()-]/g, "-").slice(0, 63);
+  return INSTANCE_NAME_PATTERN.test(name) ? name : `x${name.slice(0, 62)}`;
+}
+
+/** An SRV target, with or without the root's trailing dot: an RFC 1123 host name. */
+export function isSrvHost(host: unknown): host is string {
+  return typeof host === "string" && HOSTNAME_PATTERN.test(host.endsWith(".") ? host.slice(0, -1) : host);
+}
+
+/** An instance name of this project's class, whose full name is that name under our service type. */
+export function isOurInstance(name: unknown, fqdn: unknown): name is string {
+  if (typeof name !== "string" || typeof fqdn !== "string" || !INSTANCE_NAME_PATTERN.test(name)) return false;
+  const full = fqdn.toLowerCase().replace(/\.$/, "");
+  return full === `${name}${SERVICE_SUFFIX}`.toLowerCase();
 }

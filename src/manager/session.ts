@@ -43,6 +43,8 @@ export class WorkerSession {
   /** The client certificate's serial number (lower-case hex), as the CRL lists it. */
   readonly serialNumber: string;
   private readonly certNotAfter: number;
+  /** The collector errors last logged for this session (collector, code, detail), so a repeat is not logged again. */
+  private collectorErrors = "";
 
   constructor(
     private readonly ws: WebSocket,
@@ -104,6 +106,17 @@ export class WorkerSession {
     this.ws.terminate();
   }
 
+  /**
+   * Collector errors are kept by collector and code; the worker's detail text goes to the log only, when it
+   * changes, and through the throttle, so a worker cannot make the log its megaphone either.
+   */
+  private logCollectorErrors(errors: ReadonlyArray<{ collector: string; code: string; detail?: string }>): void {
+    const now = errors.map((e) => `${e.collector}:${e.code}:${e.detail ?? ""}`).join("|");
+    if (now === this.collectorErrors) return;
+    this.collectorErrors = now;
+    if (errors.length > 0) this.ctx.throttle.warn("worker-collector-errors", { ...this.tag, errors }, "worker reports collector errors");
+  }
+
   /** The fields every log line about this session carries. */
   private get tag(): { worker: string; session: string } {
     return { worker: this.identity.id, session: this.sessionId };
@@ -143,6 +156,7 @@ export class WorkerSession {
       case "hello":
         return this.close(CloseCode.PROTOCOL_ERROR, "hello sent twice");
       case "heartbeat": {
+        if (msg.metrics.errors.length > 0 || this.collectorErrors !== "") this.logCollectorErrors(msg.metrics.errors);
         this.ctx.registry.heartbeat(this.workerId, this.sessionId, msg.seq, msg.metrics);
         if (this.ctx.log.isLevelEnabled("trace")) {
           const now = performance.now();
@@ -152,6 +166,8 @@ export class WorkerSession {
         return;
       }
       case "response":
+        // The worker's error text is for the operator: tools report the code only (docs/protocol.md).
+        if (msg.error) this.ctx.throttle.warn("worker-error-answer", { ...this.tag, id: msg.id, code: msg.error.code, detail: msg.error.message }, "worker answered a request with an error");
         if (!this.correlator?.handleResponse(msg)) this.ctx.log.debug({ ...this.tag, id: msg.id }, "response to no pending request");
         return;
       case "progress":
@@ -208,9 +224,10 @@ export class WorkerSession {
     this.correlator?.rejectAll(new FleetError("E_NOT_CONNECTED", `worker ${this.workerId} disconnected`));
     // A manager that is shutting down closed this itself (1001): that says nothing about the worker's health.
     if (wasOpen && !this.saidGoodbye && this.closedBy?.code !== 1001) {
+      // The worker's own close reason is its text, not the manager's: the registry (and so the tools) get the code.
       const detail = this.closedBy
         ? `closed by manager: ${this.closedBy.detail} (${this.closedBy.code})`
-        : `${reason || describeCloseCode(code)} (${code})`;
+        : `${describeCloseCode(code)} (${code})`;
       this.ctx.registry.sessionClosed(this.workerId, this.sessionId, detail);
     }
     this.ctx.log.debug({ ...this.tag, code, reason }, "worker session closed");

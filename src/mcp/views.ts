@@ -1,7 +1,7 @@
 import { parseDuration } from "../config/duration.js";
 import type { HealthState } from "../core/health.js";
 import type { HealthEvent, WorkerView } from "../core/registry.js";
-import type { Peer } from "../discovery/browser.js";
+import { MAX_PEERS_PER_ROLE, type Peer } from "../discovery/browser.js";
 import type { Counts, EventOut, UnverifiedEntry, WorkerEntry } from "./schemas.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -143,6 +143,8 @@ export function unknownWorkerMessage(query: string, ids: string[]): string {
 /**
  * Workers that announce themselves on mDNS but hold no session: the likely reasons are a refused certificate or
  * another fleet. Announcements are claims anyone can make, so they are listed apart and never touch the registry.
+ * What is shown of one was checked before the browser kept it (an id, an RFC 1123 host name, IP addresses), and
+ * the list is bounded like the browser's (the most recently heard kept).
  */
 export function unverifiedAnnouncements(
   peers: Peer[],
@@ -150,8 +152,10 @@ export function unverifiedAnnouncements(
   fleetId: string,
   now: number,
 ): UnverifiedEntry[] {
-  return peers
+  return [...peers]
+    .sort((a, b) => b.lastSeen - a.lastSeen)
     .filter((p) => p.announcement.id && !(p.announcement.fleet === fleetId && isConnected(p.announcement.id)))
+    .slice(0, MAX_PEERS_PER_ROLE)
     .map((p) => {
       const ours = p.announcement.fleet === fleetId;
       return {

@@ -62,7 +62,9 @@ export class Correlator {
     const p = this.pending.get(response.id);
     if (!p) return false;
     if (response.error) {
-      this.settle(response.id, new FleetError("E_REMOTE", `${response.error.code}: ${response.error.message}`));
+      // The code is an identifier; the message is the worker's own text, kept on the error for the log only.
+      const err = new FleetError("E_REMOTE", `the worker answered with error ${response.error.code}`);
+      this.settle(response.id, Object.assign(err, { remoteCode: response.error.code, remoteDetail: response.error.message }));
     } else {
       this.settle(response.id, undefined, response.result);
     }

@@ -1,9 +1,22 @@
 import { z } from "zod";
 import { MetricsSummary } from "./metrics.js";
+import {
+  DetailText,
+  Hostname,
+  LABEL_KEY_PATTERN,
+  LABEL_VALUE_PATTERN,
+  PlatformWord,
+  tokenText,
+  VersionText,
+} from "./text.js";
 
-/** The protocol version this build speaks. A manager may accept several; a worker speaks exactly one. */
-export const PROTOCOL_VERSION = 1;
-export const SUPPORTED_PROTOCOLS: readonly number[] = [1];
+/**
+ * The protocol version this build speaks. A manager may accept several; a worker speaks exactly one. Version 2
+ * holds every worker-controlled string to a narrow class and every figure to a physical range (docs/protocol.md);
+ * a version-1 agent is refused at hello with 4001 rather than at its first free-text field.
+ */
+export const PROTOCOL_VERSION = 2;
+export const SUPPORTED_PROTOCOLS: readonly number[] = [2];
 
 /** One WebSocket frame may hold at most this much; the server and the client both enforce it. */
 export const MAX_FRAME_BYTES = 64 * 1024;
@@ -17,9 +30,10 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 export const WORKER_ID_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const WorkerId = z.string().regex(WORKER_ID_PATTERN, "must be a DNS label: a-z, 0-9 and '-', 1–63 characters, no '-' at either end");
 
-const LabelKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$/, "label keys are 1–63 of A-Z a-z 0-9 _ . - /");
+const LabelKey = z.string().regex(LABEL_KEY_PATTERN, "label keys are Kubernetes-like: [prefix/]name, the name 1–63 of A-Z a-z 0-9 . _ - beginning and ending with a letter or digit");
+const LabelValue = z.string().regex(LABEL_VALUE_PATTERN, "label values are empty or 1–63 of A-Z a-z 0-9 . _ - beginning and ending with a letter or digit");
 export const Labels = z
-  .record(LabelKey, z.string().max(256))
+  .record(LabelKey, LabelValue)
   .refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
 export type Labels = z.infer<typeof Labels>;
 
@@ -29,13 +43,13 @@ export const Hello = z.object({
   type: z.literal("hello"),
   protocol: z.number().int().positive(),
   id: WorkerId,
-  hostname: z.string().min(1).max(253),
-  agentVersion: z.string().min(1).max(64),
+  hostname: Hostname,
+  agentVersion: VersionText,
   labels: Labels,
   platform: z.object({
-    os: z.string().max(64),
-    arch: z.string().max(64),
-    release: z.string().max(128),
+    os: PlatformWord,
+    arch: PlatformWord,
+    release: tokenText(64),
   }),
 });
 
@@ -45,9 +59,10 @@ export const Heartbeat = z.object({
   metrics: MetricsSummary,
 });
 
+/** A worker's answer to a failed request: the code is what the manager reports; the message only goes to its log. */
 export const ErrorBody = z.object({
-  code: z.string().max(64),
-  message: z.string().max(1000),
+  code: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/, "must be an identifier: A-Z a-z 0-9 _, 1–32, beginning with a letter"),
+  message: DetailText,
 });
 
 export const Response = z
@@ -64,12 +79,19 @@ export const Progress = z.object({
   id: RequestId,
   progress: z.number().nonnegative(),
   total: z.number().nonnegative().optional(),
-  message: z.string().max(500).optional(),
+  message: DetailText.optional(),
 });
+
+/**
+ * Why a worker is leaving. `shutdown`: it was asked to stop (a signal, the service manager); `restart`: it stops
+ * to start again at once; `error`: it stops because it cannot go on.
+ */
+export const GOODBYE_REASONS = ["shutdown", "restart", "error"] as const;
+export type GoodbyeReason = (typeof GOODBYE_REASONS)[number];
 
 export const Goodbye = z.object({
   type: z.literal("goodbye"),
-  reason: z.string().max(200),
+  reason: z.enum(GOODBYE_REASONS, { error: `must be one of ${GOODBYE_REASONS.join(", ")}` }),
 });
 
 export const Welcome = z.object({
@@ -129,8 +151,18 @@ function decode<T>(schema: z.ZodType<T>, data: unknown, isBinary: boolean): Deco
   }
   if (parsed.success) return { ok: true, message: parsed.data };
   const issue = parsed.error.issues[0];
-  const where = issue && issue.path.length > 0 ? issue.path.join(".") : "message";
+  const where = issue && issue.path.length > 0 ? issue.path.map((seg, i) => pathSegment(seg, issue.path[i - 1])).join(".") : "message";
   return { ok: false, error: `invalid ${where}: ${issue?.message ?? "does not match the protocol"}` };
+}
+
+/**
+ * A path segment as it may appear in an error: array indexes and field names of the protocol. A record key (a
+ * label key) is the sender's text, and the error goes into close reasons and the health reasons tools show.
+ */
+function pathSegment(segment: PropertyKey, parent: PropertyKey | undefined): string {
+  if (typeof segment === "number") return String(segment);
+  if (parent === "labels") return "*";
+  return typeof segment === "string" && /^[A-Za-z][A-Za-z0-9]{0,31}$/.test(segment) ? segment : "*";
 }
 
 /** Parse and validate one frame a worker sent. Never throws. */

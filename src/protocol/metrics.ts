@@ -1,7 +1,49 @@
 import { z } from "zod";
+import { DetailText, ErrorCode, tokenText } from "./text.js";
+
+/**
+ * Generous real-world maxima. A figure outside them is not a big machine but a broken or hostile worker, and its
+ * heartbeat is refused: one worker must not be able to push a fleet-wide sum past what the tools can report
+ * (65,536 cores × 100,000 workers is still a safe integer; docs/protocol.md has the arithmetic).
+ */
+export const LIMITS = {
+  cores: 65_536,
+  /** 1 PiB of memory, or of one filesystem's size (a full status allows 2^60). */
+  bytes: 2 ** 50,
+  /** Bytes per second: 2^40 is about 8.8 Tbit/s. */
+  rate: 2 ** 40,
+  load: 1_000_000,
+  /** A hundred years, in seconds. */
+  uptime: 3_155_760_000,
+  tempMin: -100,
+  tempMax: 300,
+} as const;
+
+/** The systeminformation calls an agent makes, by name: the only names a collector error may carry. */
+export const COLLECTOR_NAMES = [
+  "osInfo",
+  "cpu",
+  "currentLoad",
+  "mem",
+  "fsSize",
+  "battery",
+  "networkStats",
+  "cpuTemperature",
+  "time",
+  "networkInterfaces",
+] as const;
+export type CollectorName = (typeof COLLECTOR_NAMES)[number];
 
 const percent = z.number().min(0).max(100);
-const nonNegative = z.number().min(0);
+const nonNegative = (max: number) => z.number().min(0).max(max);
+
+/** One collector that failed: which, and a code. `detail` is for the operator's log and is not kept. */
+export const CollectorError = z.object({
+  collector: z.enum(COLLECTOR_NAMES, { error: "must be one of the agent's collector names" }),
+  code: ErrorCode,
+  detail: DetailText.optional(),
+});
+export type CollectorError = z.infer<typeof CollectorError>;
 
 /**
  * The compact summary that rides on every heartbeat (~200–300 bytes of JSON). Every field may be null: a host
@@ -11,22 +53,24 @@ export const MetricsSummary = z.object({
   /** Total CPU busy percent over the last collection period. */
   cpu: percent.nullable(),
   /** 1-minute load average. */
-  load1: nonNegative.nullable(),
-  cores: z.number().int().min(0).nullable(),
+  load1: nonNegative(LIMITS.load).nullable(),
+  cores: z.number().int().min(1).max(LIMITS.cores).nullable(),
   /** Memory in use (excluding caches), percent of total. */
   mem: percent.nullable(),
-  memTotal: nonNegative.nullable(),
+  /** Bytes. */
+  memTotal: z.number().int().min(0).max(LIMITS.bytes).nullable(),
   swap: percent.nullable(),
-  /** The fullest filesystem. */
-  disk: z.object({ mount: z.string().max(256), used: percent }).nullable(),
+  /** The fullest filesystem; its mount point in token characters (others as %XX). */
+  disk: z.object({ mount: tokenText(256), used: percent }).nullable(),
   battery: z.object({ percent: percent, charging: z.boolean() }).nullable(),
   /** Bytes per second summed over non-loopback interfaces. */
-  net: z.object({ rx: nonNegative, tx: nonNegative }).nullable(),
+  net: z.object({ rx: nonNegative(LIMITS.rate), tx: nonNegative(LIMITS.rate) }).nullable(),
   /** Hottest sensor, degrees Celsius. */
-  temp: z.number().min(-100).max(300).nullable(),
-  uptime: nonNegative.nullable(),
-  /** Collectors that failed or timed out in the last cycle, as `name: message`. */
-  errors: z.array(z.string().max(200)).max(16),
+  temp: z.number().min(LIMITS.tempMin).max(LIMITS.tempMax).nullable(),
+  /** Seconds. */
+  uptime: nonNegative(LIMITS.uptime).nullable(),
+  /** Collectors that failed or timed out in the last cycle. */
+  errors: z.array(CollectorError).max(COLLECTOR_NAMES.length),
 });
 export type MetricsSummary = z.infer<typeof MetricsSummary>;
 
@@ -79,8 +123,13 @@ export function absorbMetrics(kept: MetricsSummary | null, next: MetricsSummary)
   }
   kept.temp = next.temp;
   kept.uptime = next.uptime;
-  if (!sameStrings(kept.errors, next.errors)) kept.errors = next.errors.length === 0 ? [] : [...next.errors];
+  if (!sameErrors(kept.errors, next.errors)) kept.errors = next.errors.length === 0 ? [] : next.errors.map(withoutDetail);
   return kept;
+}
+
+/** What the manager keeps of a collector error: the detail is worker text, logged and then dropped. */
+function withoutDetail(e: CollectorError): CollectorError {
+  return { collector: e.collector, code: e.code };
 }
 
 /** A copy that shares nothing mutable with `m`. */
@@ -90,10 +139,12 @@ export function copyMetrics(m: MetricsSummary): MetricsSummary {
     disk: m.disk && { ...m.disk },
     battery: m.battery && { ...m.battery },
     net: m.net && { ...m.net },
-    errors: [...m.errors],
+    errors: m.errors.map(withoutDetail),
   };
 }
 
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+function sameErrors(a: readonly CollectorError[], b: readonly CollectorError[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.collector !== b[i]!.collector || a[i]!.code !== b[i]!.code) return false;
+  return true;
 }

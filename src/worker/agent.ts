@@ -1,7 +1,8 @@
 import { hostname, release } from "node:os";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Labels } from "../protocol/messages.js";
+import type { GoodbyeReason, Labels } from "../protocol/messages.js";
+import { toHostname, toToken } from "../protocol/text.js";
 import { isMethodName } from "../protocol/methods.js";
 import { loadTlsMaterial, workerClientOptions, type TlsPaths } from "../tls/contexts.js";
 import { VERSION } from "../version.js";
@@ -30,7 +31,8 @@ export interface WorkerOptions {
 
 export interface WorkerAgent {
   readonly id: string;
-  stop(reason: string): Promise<void>;
+  /** `why` is for the log; `goodbye` is the code the manager is told. */
+  stop(why: string, goodbye?: GoodbyeReason): Promise<void>;
 }
 
 /** The worker agent: its identity comes from its certificate, its pace from the manager. */
@@ -68,12 +70,14 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
       return null;
     },
     tls: workerClientOptions(material),
+    // What the hello claims is held to the protocol's classes here, so an odd host name or kernel release is
+    // sent in a form the manager accepts (docs/protocol.md) instead of costing the worker its session.
     hello: {
       id,
-      hostname: hostname(),
+      hostname: toHostname(hostname(), id),
       agentVersion: VERSION,
       labels: options.labels,
-      platform: { os: process.platform, arch: process.arch, release: release() },
+      platform: { os: process.platform, arch: process.arch, release: toToken(release(), 64) },
     },
     metrics: () => collector.summary(),
     onRequest: async (method) => {
@@ -112,12 +116,12 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
   link.start();
   return {
     id,
-    async stop(reason) {
-      await link.stop(reason);
+    async stop(why, goodbye = "shutdown") {
+      await link.stop(goodbye);
       await publisher?.stop();
       browser?.stop();
       collector.stop();
-      log.info({ reason }, "worker stopped");
+      log.info({ reason: why, goodbye }, "worker stopped");
     },
   };
 }

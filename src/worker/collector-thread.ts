@@ -1,5 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import si from "systeminformation";
+import { toErrorCode } from "../protocol/text.js";
 import { FAULT_HANG_ENV, type CollectorName, type ThreadReply, type ThreadRequest } from "./collectors.js";
 
 // systeminformation blocks its caller's event loop (execSync df, ip route, ...), so it runs here, away from the
@@ -50,12 +51,14 @@ async function run(id: number, name: CollectorName): Promise<void> {
     const value = await Promise.race([promise, timeout]);
     if (value === "timeout") {
       const age = Math.round((performance.now() - (earlier?.since ?? performance.now() - timeoutMs)) / 1000);
-      reply({ kind: "result", id, ok: false, error: earlier ? `still running after ${age}s` : `no answer within ${timeoutMs}ms` });
+      const error = earlier ? `still running after ${age}s` : `no answer within ${timeoutMs}ms`;
+      reply({ kind: "result", id, ok: false, error, code: "TIMEOUT" });
     } else {
       reply({ kind: "result", id, ok: true, value });
     }
   } catch (err) {
-    reply({ kind: "result", id, ok: false, error: err instanceof Error ? err.message : String(err) });
+    const code = (err as { code?: unknown } | null)?.code;
+    reply({ kind: "result", id, ok: false, error: err instanceof Error ? err.message : String(err), code: toErrorCode(code, "FAILED") });
   } finally {
     clearTimeout(timer);
   }

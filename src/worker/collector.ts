@@ -2,7 +2,8 @@ import { hostname, loadavg } from "node:os";
 import { Worker } from "node:worker_threads";
 import { formatDuration } from "../config/duration.js";
 import type { Logger } from "../log.js";
-import { EMPTY_METRICS, type MetricsSummary } from "../protocol/metrics.js";
+import { EMPTY_METRICS, type CollectorError, type MetricsSummary } from "../protocol/metrics.js";
+import { toDetail, toErrorCode } from "../protocol/text.js";
 import type { FullStatus } from "../protocol/status.js";
 import {
   DYNAMIC_COLLECTORS,
@@ -42,7 +43,7 @@ class CollectorThread {
       this.pending.delete(reply.id);
       if (reply.kind === "pong") p.resolve(true);
       else if (reply.ok) p.resolve(reply.value);
-      else p.reject(new Error(reply.error));
+      else p.reject(Object.assign(new Error(reply.error), { code: reply.code }));
     });
     const fail = (err: Error) => {
       if (this.dead) return;
@@ -117,7 +118,7 @@ export class Collector {
   private thread: CollectorThread;
   private readonly readings: Readings = {};
   private readonly readAt = new Map<CollectorName, number>();
-  private readonly errors = new Map<CollectorName, string>();
+  private readonly errors = new Map<CollectorName, CollectorError>();
   private readonly inflight = new Map<CollectorName, Promise<void>>();
   private readonly quarantinedUntil = new Map<CollectorName, number>();
   private timer: NodeJS.Timeout | null = null;
@@ -155,7 +156,7 @@ export class Collector {
       hostname: hostname(),
       loadavg: loadavg(),
       collectedAt: new Date(),
-      errors: [...this.errors].map(([source, message]) => ({ source, message })),
+      errors: [...this.errors.values()].map((e) => ({ source: e.collector, code: e.code })),
     });
     // Room is left for the response envelope around the status.
     return fitStatus(status, MAX_FRAME_BYTES - 1024);
@@ -207,8 +208,8 @@ export class Collector {
             this.readAt.set(name, performance.now());
             this.clearError(name);
           },
-          (err: Error) => {
-            if (!(err instanceof ThreadReplaced)) this.setError(name, err.message);
+          (err: Error & { code?: unknown }) => {
+            if (!(err instanceof ThreadReplaced)) this.setError(name, toErrorCode(err.code, "FAILED"), err.message);
           },
         )
         .finally(() => this.inflight.delete(name));
@@ -223,7 +224,7 @@ export class Collector {
     const quarantineMs = this.options.quarantineMs ?? 5 * 60_000;
     if (culprit) {
       this.quarantinedUntil.set(culprit, performance.now() + quarantineMs);
-      this.setError(culprit, `hung the collector thread; skipped for ${formatDuration(quarantineMs)}`);
+      this.setError(culprit, "HUNG", `hung the collector thread; skipped for ${formatDuration(quarantineMs)}`);
     }
     this.options.log.warn({ culprit }, "collector thread stopped answering; replacing it");
     const old = this.thread;
@@ -243,10 +244,12 @@ export class Collector {
     return out;
   }
 
-  private setError(name: CollectorName, message: string): void {
-    const text = `${name}: ${message}`;
-    if (this.errors.get(name) !== text) this.options.log.warn({ collector: name, err: message }, "collector failed");
-    this.errors.set(name, text);
+  /** The heartbeat carries the collector, the code and a short detail; the full message is logged here. */
+  private setError(name: CollectorName, code: string, message: string): void {
+    const detail = toDetail(message);
+    const was = this.errors.get(name);
+    if (was?.code !== code || was.detail !== detail) this.options.log.warn({ collector: name, code, err: message }, "collector failed");
+    this.errors.set(name, { collector: name, code, detail });
   }
 
   private clearError(name: CollectorName): void {

@@ -9,11 +9,13 @@ import {
   encode,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
+  type GoodbyeReason,
   type Hello,
   type Request,
   type WorkerMessage,
 } from "../protocol/messages.js";
 import type { MetricsSummary } from "../protocol/metrics.js";
+import { toDetail } from "../protocol/text.js";
 import { Backoff } from "./backoff.js";
 import { classifyError, classifyHttpStatus, describeClose, type Failure } from "./failures.js";
 
@@ -113,7 +115,7 @@ export class Link {
   }
 
   /** Say goodbye, close, and stop reconnecting. Resolves once the socket is closed (or after 2 s). */
-  async stop(reason: string): Promise<void> {
+  async stop(reason: GoodbyeReason): Promise<void> {
     this.stopping = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.stopTimers();
@@ -325,8 +327,9 @@ export class Link {
       const result = await this.options.onRequest(req.method, req.params);
       this.send({ type: "response", id: req.id, result });
     } catch (err) {
-      const e = err as Error & { code?: string };
-      this.send({ type: "response", id: req.id, error: { code: e.code ?? "error", message: e.message.slice(0, 1000) } });
+      const e = err as Error & { code?: unknown };
+      const code = typeof e.code === "string" && /^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(e.code) ? e.code : "error";
+      this.send({ type: "response", id: req.id, error: { code, message: toDetail(String(e.message)) } });
     }
   }
 

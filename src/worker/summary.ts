@@ -1,6 +1,7 @@
 import type { Systeminformation as SI } from "systeminformation";
-import type { MetricsSummary } from "../protocol/metrics.js";
+import { LIMITS, type CollectorError, type MetricsSummary } from "../protocol/metrics.js";
 import type { FullStatus } from "../protocol/status.js";
+import { toDisplay, toHostname, toToken } from "../protocol/text.js";
 
 /** The latest successful answer of each collector; absent when it never answered or its answer went stale. */
 export interface Readings {
@@ -21,13 +22,41 @@ function num(x: unknown): number | null {
   return typeof x === "number" && Number.isFinite(x) && x >= 0 ? x : null;
 }
 
+/** A figure the wire accepts: past the protocol's maximum it is a misreading, and sent as unknown. */
+function upTo(x: unknown, max: number): number | null {
+  const n = num(x);
+  return n === null || n > max ? null : n;
+}
+
+function whole(x: unknown, max: number): number | null {
+  const n = upTo(x, max);
+  return n === null ? null : Math.round(n);
+}
+
 function pct(x: unknown): number | null {
   const n = num(x);
   return n === null ? null : Math.min(100, Math.round(n * 10) / 10);
 }
 
-function text(x: unknown): string | null {
-  return typeof x === "string" && x.length > 0 ? x.slice(0, 512) : null;
+function celsius(x: unknown): number | null {
+  const n = upTo(x, LIMITS.tempMax);
+  return n === null ? null : Math.round(n * 10) / 10;
+}
+
+/** OS and CPU names: printable, at most 48 characters. */
+function name(x: unknown): string | null {
+  return typeof x === "string" && x.length > 0 ? toDisplay(x, 48) : null;
+}
+
+/** Short identifiers (kernel release, addresses, states): token characters, at most 64. */
+function token(x: unknown): string | null {
+  return typeof x === "string" && x.length > 0 ? toToken(x, 64) : null;
+}
+
+/** Cores in use by the protocol: at least one, at most its maximum. */
+function cores(x: unknown): number | null {
+  const n = whole(x, LIMITS.cores);
+  return n === null || n < 1 ? null : n;
 }
 
 // Pseudo and image filesystems are always "full" or meaningless; they would hide the disk that matters.
@@ -49,10 +78,10 @@ function memUsedPercent(m: SI.MemData | undefined): number | null {
 
 function sumRate(list: SI.NetworkStatsData[], key: "rx_sec" | "tx_sec"): number | null {
   const rates = list.map((n) => num(n[key])).filter((v): v is number => v !== null);
-  return rates.length === 0 ? null : Math.round(rates.reduce((a, b) => a + b, 0));
+  return rates.length === 0 ? null : whole(rates.reduce((a, b) => a + b, 0), LIMITS.rate);
 }
 
-export function summarize(r: Readings, loadavg1: number, errors: string[]): MetricsSummary {
+export function summarize(r: Readings, loadavg1: number, errors: CollectorError[]): MetricsSummary {
   const fullest = realFilesystems(r.fsSize).reduce<SI.FsSizeData | null>(
     (best, f) => (best === null || (num(f.use) ?? 0) > (num(best.use) ?? 0) ? f : best),
     null,
@@ -60,94 +89,95 @@ export function summarize(r: Readings, loadavg1: number, errors: string[]): Metr
   const nets = externalInterfaces(r.networkStats);
   const rx = sumRate(nets, "rx_sec");
   const tx = sumRate(nets, "tx_sec");
-  const temp = r.cpuTemperature ? (num(r.cpuTemperature.max) ?? num(r.cpuTemperature.main)) : null;
+  const temp = r.cpuTemperature ? (celsius(r.cpuTemperature.max) ?? celsius(r.cpuTemperature.main)) : null;
+  const load1 = upTo(loadavg1, LIMITS.load);
   return {
     cpu: pct(r.currentLoad?.currentLoad),
-    load1: num(loadavg1) === null ? null : Math.round(loadavg1 * 100) / 100,
-    cores: num(r.cpu?.cores) ?? (r.currentLoad ? r.currentLoad.cpus.length : null),
+    load1: load1 === null ? null : Math.round(load1 * 100) / 100,
+    cores: cores(r.cpu?.cores) ?? (r.currentLoad ? cores(r.currentLoad.cpus.length) : null),
     mem: memUsedPercent(r.mem),
-    memTotal: num(r.mem?.total),
+    memTotal: whole(r.mem?.total, LIMITS.bytes),
     swap: r.mem && num(r.mem.swaptotal) ? pct((r.mem.swapused / r.mem.swaptotal) * 100) : null,
-    disk: fullest ? { mount: fullest.mount.slice(0, 256), used: pct(fullest.use) ?? 0 } : null,
+    disk: fullest ? { mount: toToken(String(fullest.mount), 256), used: pct(fullest.use) ?? 0 } : null,
     battery:
       r.battery?.hasBattery && pct(r.battery.percent) !== null
         ? { percent: pct(r.battery.percent)!, charging: Boolean(r.battery.isCharging) }
         : null,
     net: rx !== null && tx !== null ? { rx, tx } : null,
-    temp: temp === null ? null : Math.round(temp * 10) / 10,
-    uptime: num(r.time?.uptime),
-    errors: errors.slice(0, 16).map((e) => e.slice(0, 200)),
+    temp,
+    uptime: upTo(r.time?.uptime, LIMITS.uptime),
+    errors,
   };
 }
 
 export function fullStatus(
   r: Readings,
-  context: { hostname: string; loadavg: number[]; collectedAt: Date; errors: Array<{ source: string; message: string }> },
+  context: { hostname: string; loadavg: number[]; collectedAt: Date; errors: FullStatus["errors"] },
 ): FullStatus {
   const ifaces = new Map((r.networkInterfaces ?? []).map((i) => [i.iface, i]));
   const stats = new Map((r.networkStats ?? []).map((s) => [s.iface, s]));
   const names = [...new Set([...ifaces.keys(), ...stats.keys()])];
   return {
     collectedAt: context.collectedAt.toISOString(),
-    hostname: context.hostname,
+    hostname: toHostname(context.hostname, "localhost"),
     os: r.osInfo
       ? {
-          platform: text(r.osInfo.platform),
-          distro: text(r.osInfo.distro),
-          release: text(r.osInfo.release),
-          kernel: text(r.osInfo.kernel),
-          arch: text(r.osInfo.arch),
+          platform: token(r.osInfo.platform),
+          distro: name(r.osInfo.distro),
+          release: name(r.osInfo.release),
+          kernel: token(r.osInfo.kernel),
+          arch: token(r.osInfo.arch),
         }
       : null,
     cpu: r.cpu
       ? {
-          manufacturer: text(r.cpu.manufacturer),
-          brand: text(r.cpu.brand),
-          cores: num(r.cpu.cores),
-          physicalCores: num(r.cpu.physicalCores),
-          speedGHz: num(r.cpu.speed),
+          manufacturer: name(r.cpu.manufacturer),
+          brand: name(r.cpu.brand),
+          cores: whole(r.cpu.cores, LIMITS.cores),
+          physicalCores: whole(r.cpu.physicalCores, LIMITS.cores),
+          speedGHz: upTo(r.cpu.speed, 100),
         }
       : null,
     load: r.currentLoad
       ? {
           currentPercent: pct(r.currentLoad.currentLoad),
-          perCore: r.currentLoad.cpus.map((c) => pct(c.load) ?? 0),
-          average: [0, 1, 2].map((i) => Math.round((context.loadavg[i] ?? 0) * 100) / 100),
+          perCore: r.currentLoad.cpus.slice(0, 4096).map((c) => pct(c.load) ?? 0),
+          average: [0, 1, 2].map((i) => Math.round((upTo(context.loadavg[i], LIMITS.load) ?? 0) * 100) / 100),
         }
       : null,
     memory: r.mem
       ? {
-          total: num(r.mem.total),
-          used: num(r.mem.used),
-          active: num(r.mem.active),
-          available: num(r.mem.available),
-          swapTotal: num(r.mem.swaptotal),
-          swapUsed: num(r.mem.swapused),
+          total: upTo(r.mem.total, 2 ** 60),
+          used: upTo(r.mem.used, 2 ** 60),
+          active: upTo(r.mem.active, 2 ** 60),
+          available: upTo(r.mem.available, 2 ** 60),
+          swapTotal: upTo(r.mem.swaptotal, 2 ** 60),
+          swapUsed: upTo(r.mem.swapused, 2 ** 60),
         }
       : null,
     filesystems: r.fsSize
       ? realFilesystems(r.fsSize).slice(0, 512).map((f) => ({
-          fs: String(f.fs).slice(0, 512),
-          type: text(f.type),
-          mount: String(f.mount).slice(0, 512),
-          size: num(f.size),
-          used: num(f.used),
+          fs: toToken(String(f.fs), 256),
+          type: token(f.type),
+          mount: toToken(String(f.mount), 256),
+          size: upTo(f.size, 2 ** 60),
+          used: upTo(f.used, 2 ** 60),
           usePercent: pct(f.use),
         }))
       : null,
     network:
       names.length > 0
-        ? names.slice(0, 512).map((name) => {
-            const i = ifaces.get(name);
-            const s = stats.get(name);
+        ? names.slice(0, 512).map((iface) => {
+            const i = ifaces.get(iface);
+            const s = stats.get(iface);
             return {
-              iface: name.slice(0, 64),
-              operstate: text(i?.operstate ?? s?.operstate),
-              ip4: text(i?.ip4),
-              ip6: text(i?.ip6),
-              mac: text(i?.mac),
-              rxBytesPerSec: s ? num(s.rx_sec) : null,
-              txBytesPerSec: s ? num(s.tx_sec) : null,
+              iface: toToken(iface, 64),
+              operstate: token(i?.operstate ?? s?.operstate),
+              ip4: token(i?.ip4),
+              ip6: token(i?.ip6),
+              mac: token(i?.mac),
+              rxBytesPerSec: s ? upTo(s.rx_sec, LIMITS.rate) : null,
+              txBytesPerSec: s ? upTo(s.tx_sec, LIMITS.rate) : null,
             };
           })
         : null,
@@ -161,13 +191,13 @@ export function fullStatus(
       : null,
     temperatures: r.cpuTemperature
       ? {
-          main: num(r.cpuTemperature.main),
-          max: num(r.cpuTemperature.max),
-          cores: (r.cpuTemperature.cores ?? []).map(num).filter((v): v is number => v !== null),
+          main: celsius(r.cpuTemperature.main),
+          max: celsius(r.cpuTemperature.max),
+          cores: (r.cpuTemperature.cores ?? []).slice(0, 4096).map(celsius).filter((v): v is number => v !== null),
         }
       : null,
-    uptimeSec: num(r.time?.uptime),
-    errors: context.errors.slice(0, 64).map((e) => ({ source: e.source.slice(0, 64), message: e.message.slice(0, 500) })),
+    uptimeSec: upTo(r.time?.uptime, LIMITS.uptime),
+    errors: context.errors.slice(0, 64),
   };
 }
 
@@ -180,7 +210,8 @@ export function fitStatus(status: FullStatus, maxBytes: number): FullStatus {
   const size = (s: FullStatus) => Buffer.byteLength(JSON.stringify(s));
   if (size(status) <= maxBytes) return status;
   const s: FullStatus = structuredClone(status);
-  s.errors = [...s.errors, { source: "snapshot", message: `lists shortened to fit the ${Math.round(maxBytes / 1024)} KiB frame limit` }];
+  // TRUNCATED: the lists were shortened to fit the frame limit.
+  s.errors = [...s.errors, { source: "snapshot", code: "TRUNCATED" }];
   for (let round = 0; round < 20 && size(s) > maxBytes; round++) {
     const lists: Array<{ len: number; cut: () => void }> = [
       { len: s.filesystems?.length ?? 0, cut: () => (s.filesystems = s.filesystems!.slice(0, Math.floor(s.filesystems!.length / 2))) },

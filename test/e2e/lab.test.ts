@@ -8,6 +8,7 @@ import { makeCerts, tempDir, useCerts } from "../helpers/fleet.js";
 import { McpManager } from "../helpers/mcp-client.js";
 import { labUnavailable, NetLab } from "../helpers/netlab.js";
 import { runCli, sleep, type Proc } from "../helpers/processes.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 
 const unavailable = labUnavailable();
 if (unavailable) console.log(`# skipping the namespace lab: ${unavailable}`);
@@ -100,13 +101,13 @@ describe("zero-config rollout on a LAN of network namespaces", { skip: unavailab
     const byAddress = (a: string) => seen.services.filter((s) => s.addresses?.includes(a));
     const m = byAddress(lab.host("mgr").address).find((s) => s.txt?.role === "manager");
     assert.ok(m, JSON.stringify(seen.services));
-    assert.deepEqual(m.txt, { txtvers: "1", role: "manager", fleet: fleetId, proto: "1" });
+    assert.deepEqual(m.txt, { txtvers: "1", role: "manager", fleet: fleetId, proto: String(PROTOCOL_VERSION) });
     assert.equal(m.port, 7443);
     assert.equal(m.server, "mgr.local.", "the SRV target carries .local");
     for (const id of ["w1", "w2", "w3"]) {
       const w = byAddress(lab.host(id).address).find((s) => s.txt?.role === "worker");
       assert.ok(w, `${id} announced: ${JSON.stringify(seen.services)}`);
-      assert.deepEqual(w.txt, { txtvers: "1", role: "worker", fleet: fleetId, proto: "1", id, ver: "0.1.0" });
+      assert.deepEqual(w.txt, { txtvers: "1", role: "worker", fleet: fleetId, proto: String(PROTOCOL_VERSION), id, ver: "0.1.0" });
       assert.equal(w.server, `${id}.local.`);
       assert.equal(w.name, `mcp-fleet worker ${id}._mcp-fleet._tcp.local.`);
     }

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocket, type ClientOptions } from "ws";
 import { seeded } from "./prng.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 
 const [url, caPath, dir, idList, minFrames, minSeconds, maxSeconds, lanes, seedArg] = process.argv.slice(2) as string[];
 const ids = idList!.split(",");
@@ -18,12 +19,12 @@ const { rand, int, pick } = seeded(seed);
 
 const metrics = { cpu: 12, load1: 0.5, cores: 2, mem: 40, memTotal: 1e9, swap: 0, disk: { mount: "/", used: 50 }, battery: null, net: { rx: 1, tx: 2 }, temp: 40, uptime: 100, errors: [] };
 const valid = (id: string) => [
-  { type: "hello", protocol: 1, id, hostname: "fuzz", agentVersion: "0", labels: {}, platform: { os: "linux", arch: "x64", release: "1" } },
+  { type: "hello", protocol: PROTOCOL_VERSION, id, hostname: "fuzz", agentVersion: "0", labels: {}, platform: { os: "linux", arch: "x64", release: "1" } },
   { type: "heartbeat", seq: int(1e6), metrics },
   { type: "response", id: int(100), result: { anything: true } },
   { type: "response", id: "x", error: { code: "e", message: "m" } },
   { type: "progress", id: int(100), progress: 1 },
-  { type: "goodbye", reason: "fuzz" },
+  { type: "goodbye", reason: "shutdown" },
 ];
 const weird = [null, true, -1, 1e308, -0, "", "\u0000", "\ud800", "💥".repeat(50), [], {}, { __proto__: { polluted: 1 } }, "constructor", NaN];
 

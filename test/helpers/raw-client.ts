@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { WebSocket, type ClientOptions } from "ws";
+import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 
 export interface RawOutcome {
   opened: boolean;
@@ -45,7 +46,7 @@ export function rawClient(
 export function helloFor(id: string) {
   return {
     type: "hello",
-    protocol: 1,
+    protocol: PROTOCOL_VERSION,
     id,
     hostname: "test-host",
     agentVersion: "0.0.0-test",

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { WebSocketServer } from "ws";
 import { Publisher } from "../../src/discovery/publisher.js";
 import { createLogger } from "../../src/log.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 
 const [dir, fleet] = process.argv.slice(2) as [string, string];
 const say = (event: string, extra: Record<string, unknown> = {}) => console.log(JSON.stringify({ event, ...extra }));
@@ -32,7 +33,7 @@ server.listen(7443, () => say("listening"));
 const publisher = new Publisher({
   name: "mcp-fleet manager on rogue",
   port: 7443,
-  announcement: { role: "manager", fleet, protocol: 1 },
+  announcement: { role: "manager", fleet, protocol: PROTOCOL_VERSION },
   log: createLogger({ name: "rogue", level: "warn" }),
 });
 await publisher.start();

@@ -140,7 +140,7 @@ describe("health state machine (DESIGN.md §4) with a fake clock", () => {
 
   it("degraded → unhealthy when the socket drops", () => {
     h.connect("w1");
-    h.beat("w1", { ...EMPTY_METRICS, errors: ["fsSize: no answer within 5s"] });
+    h.beat("w1", { ...EMPTY_METRICS, errors: [{ collector: "fsSize", code: "TIMEOUT" }] });
     assert.equal(h.state("w1"), "degraded");
     h.registry.sessionClosed("w1", "w1-s1", "reset");
     assert.equal(h.state("w1"), "unhealthy");
@@ -158,7 +158,7 @@ describe("health state machine (DESIGN.md §4) with a fake clock", () => {
 
   it("degraded → offline on goodbye", () => {
     h.connect("w1");
-    h.beat("w1", { ...EMPTY_METRICS, errors: ["x: y"] });
+    h.beat("w1", { ...EMPTY_METRICS, errors: [{ collector: "mem", code: "FAILED" }] });
     h.registry.goodbye("w1", "w1-s1", "");
     assert.equal(h.state("w1"), "offline");
   });
@@ -175,7 +175,7 @@ describe("health state machine (DESIGN.md §4) with a fake clock", () => {
 
   it("degraded → healthy when the warning clears", () => {
     h.connect("w1");
-    h.beat("w1", { ...EMPTY_METRICS, errors: ["fsSize: no answer"] });
+    h.beat("w1", { ...EMPTY_METRICS, errors: [{ collector: "fsSize", code: "TIMEOUT" }] });
     assert.equal(h.state("w1"), "degraded");
     h.beat("w1", EMPTY_METRICS);
     assert.equal(h.state("w1"), "healthy");
@@ -191,7 +191,7 @@ describe("health state machine (DESIGN.md §4) with a fake clock", () => {
       mem: 97,
       disk: { mount: "/var", used: 99 },
       battery: { percent: 4, charging: false },
-      errors: ["cpuTemperature: timeout"],
+      errors: [{ collector: "cpuTemperature", code: "TIMEOUT" }],
     });
     const v = h.registry.get("w1")!;
     assert.equal(v.state, "degraded");
@@ -200,7 +200,7 @@ describe("health state machine (DESIGN.md §4) with a fake clock", () => {
     const degradedEvents = h.events.filter((e) => e.to === "degraded");
     assert.equal(degradedEvents.length, 2, "the reason set changed once: one more event");
     // Same reasons, other figures: no new event.
-    h.beat("w1", { ...EMPTY_METRICS, mem: 98, disk: { mount: "/var", used: 99 }, battery: { percent: 3, charging: false }, errors: ["cpuTemperature: timeout"] });
+    h.beat("w1", { ...EMPTY_METRICS, mem: 98, disk: { mount: "/var", used: 99 }, battery: { percent: 3, charging: false }, errors: [{ collector: "cpuTemperature", code: "TIMEOUT" }] });
     assert.equal(h.events.filter((e) => e.to === "degraded").length, 2);
   });
 

@@ -50,12 +50,12 @@ describe("metrics summary and full status", () => {
   });
 
   it("leaves gaps as null instead of inventing numbers, and keeps errors", () => {
-    const s = summarize({}, Number.NaN, ["fsSize: no answer within 5s"]);
+    const s = summarize({}, Number.NaN, [{ collector: "fsSize", code: "TIMEOUT", detail: "no answer within 5s" }]);
     assert.equal(s.cpu, null);
     assert.equal(s.disk, null);
     assert.equal(s.battery, null);
     assert.equal(s.load1, null);
-    assert.deepEqual(s.errors, ["fsSize: no answer within 5s"]);
+    assert.deepEqual(s.errors, [{ collector: "fsSize", code: "TIMEOUT", detail: "no answer within 5s" }]);
     assert.doesNotThrow(() => MetricsSummary.parse(s));
   });
 
