@@ -144,6 +144,10 @@ export class WorkerSession {
     }
     const decoded = decodeWorkerMessage(data, isBinary);
     if (!decoded.ok) {
+      if (decoded.otherProtocol !== undefined && this.phase === "awaiting-hello") {
+        this.stopHelloTimer();
+        return this.close(CloseCode.UNSUPPORTED_PROTOCOL, `worker speaks ${decoded.otherProtocol}, manager speaks ${SUPPORTED_PROTOCOLS.join(",")}`);
+      }
       this.close(CloseCode.PROTOCOL_ERROR, decoded.error);
       return;
     }

@@ -132,7 +132,11 @@ export type WorkerMessage = z.infer<typeof WorkerMessage>;
 export type ManagerMessage = z.infer<typeof ManagerMessage>;
 export type RequestId = z.infer<typeof RequestId>;
 
-export type Decoded<T> = { ok: true; message: T } | { ok: false; error: string };
+/**
+ * `otherProtocol`: the frame is a hello naming a protocol version this build does not speak. Its other fields may
+ * follow that version's rules, so the answer is "unsupported protocol", not a complaint about a field.
+ */
+export type Decoded<T> = { ok: true; message: T } | { ok: false; error: string; otherProtocol?: number };
 
 function decode<T>(schema: z.ZodType<T>, data: unknown, isBinary: boolean): Decoded<T> {
   if (isBinary) return { ok: false, error: "binary frames are not part of the protocol" };
@@ -150,6 +154,10 @@ function decode<T>(schema: z.ZodType<T>, data: unknown, isBinary: boolean): Deco
     return { ok: false, error: `frame could not be validated (${err instanceof Error ? err.name : "error"})` };
   }
   if (parsed.success) return { ok: true, message: parsed.data };
+  const protocol = (value as { type?: unknown; protocol?: unknown } | null)?.protocol;
+  if ((value as { type?: unknown } | null)?.type === "hello" && Number.isSafeInteger(protocol) && !SUPPORTED_PROTOCOLS.includes(protocol as number)) {
+    return { ok: false, error: `unsupported protocol ${protocol as number}`, otherProtocol: protocol as number };
+  }
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? issue.path.map((seg, i) => pathSegment(seg, issue.path[i - 1])).join(".") : "message";
   return { ok: false, error: `invalid ${where}: ${issue?.message ?? "does not match the protocol"}` };

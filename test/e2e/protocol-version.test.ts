@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { WebSocketServer } from "ws";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
+import { helloFor, rawClient } from "../helpers/raw-client.js";
 
 // An agent of the release before (a version the manager no longer speaks), and a manager of a later one.
 const OLD = PROTOCOL_VERSION - 1;
@@ -24,6 +25,15 @@ describe("protocol version mismatch, reported on both sides with both versions n
     assert.equal(seen.backoffCeilingMs, 30_000, "waits as long as it may: the same build would be refused again");
     assert.equal(manager.transitions("newer").length, 0, "never in the registry");
     w.kill("SIGKILL");
+    await manager.stop();
+  });
+
+  it("an agent of the previous release, whose hello breaks this version's field rules, still gets 4001, not 4000", async () => {
+    const manager = await ManagerProc.start(fx.certs);
+    const previous = { ...helloFor("older"), protocol: OLD, hostname: "my_host", labels: { note: "free text" } };
+    const outcome = await rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker("older") }, (ws) => ws.send(JSON.stringify(previous))).done;
+    assert.equal(outcome.closeCode, 4001, JSON.stringify(outcome));
+    assert.equal(outcome.closeReason, `unsupported protocol version: worker speaks ${OLD}, manager speaks ${PROTOCOL_VERSION}`);
     await manager.stop();
   });
 

@@ -186,6 +186,17 @@ describe("hello: each claim in its class, refused otherwise with the field named
   });
 });
 
+describe("a hello of another protocol version", () => {
+  it("is reported as that version, not as a field that breaks this version's rules", () => {
+    const old = { ...hello, protocol: 1, hostname: "my_host", labels: { note: "free text" } };
+    const d = decodeWorkerMessage(JSON.stringify(old));
+    assert.equal(d.ok, false);
+    assert.equal((d as { otherProtocol?: number }).otherProtocol, 1);
+    const same = decodeWorkerMessage(JSON.stringify({ ...old, protocol: PROTOCOL_VERSION }));
+    assert.equal((same as { otherProtocol?: number }).otherProtocol, undefined, "this version's rules apply to this version");
+  });
+});
+
 describe("goodbye, responses and progress: codes, and detail that is printable ASCII", () => {
   it("goodbye reasons are one of a small set of codes", () => {
     for (const reason of ["shutdown", "restart", "error"]) assert.equal(refusal({ type: "goodbye", reason }), null);
