@@ -188,49 +188,77 @@ function lastBefore<T extends Stamped>(ring: readonly T[], before: number): numb
  * page costs a binary search per ring and a heap step per item, and allocates two arrays of cursors.
  */
 function* mergeFromTail<T extends Stamped>(rings: Iterable<readonly T[] | null>, before: number): Generator<T> {
-  const heapRings: Array<readonly T[]> = [];
-  const heapPos: number[] = [];
-  const seqAt = (k: number) => heapRings[k]![heapPos[k]!]!.seq;
-  const swap = (a: number, b: number) => {
-    [heapRings[a], heapRings[b]] = [heapRings[b]!, heapRings[a]!];
-    [heapPos[a], heapPos[b]] = [heapPos[b]!, heapPos[a]!];
-  };
-  const up = (k: number) => {
-    while (k > 0) {
-      const parent = (k - 1) >> 1;
-      if (seqAt(parent) >= seqAt(k)) return;
-      swap(parent, k);
-      k = parent;
-    }
-  };
-  const down = (k: number) => {
-    for (;;) {
-      const l = 2 * k + 1;
-      const r = l + 1;
-      let top = k;
-      if (l < heapPos.length && seqAt(l) > seqAt(top)) top = l;
-      if (r < heapPos.length && seqAt(r) > seqAt(top)) top = r;
-      if (top === k) return;
-      swap(top, k);
-      k = top;
-    }
-  };
+  const heap = new TailHeap<T>();
   for (const ring of rings) {
     if (!ring) continue;
     const pos = lastBefore(ring, before);
-    if (pos < 0) continue;
-    heapRings.push(ring);
-    heapPos.push(pos);
-    up(heapPos.length - 1);
+    if (pos >= 0) heap.add(ring, pos);
   }
-  while (heapPos.length > 0) {
-    yield heapRings[0]![heapPos[0]!]!;
-    if (--heapPos[0]! < 0) {
-      const last = heapPos.length - 1;
-      swap(0, last);
-      heapRings.pop();
-      heapPos.pop();
+  heap.build();
+  while (heap.size > 0) yield heap.popNewest();
+}
+
+/** A max-heap by sequence number of cursors (a ring and a position in it), kept in two parallel arrays. */
+class TailHeap<T extends Stamped> {
+  private readonly rings: Array<readonly T[]> = [];
+  private readonly pos: number[] = [];
+  private readonly seqs: number[] = [];
+
+  get size(): number {
+    return this.pos.length;
+  }
+
+  add(ring: readonly T[], pos: number): void {
+    this.rings.push(ring);
+    this.pos.push(pos);
+    this.seqs.push(ring[pos]!.seq);
+  }
+
+  build(): void {
+    for (let k = (this.size >> 1) - 1; k >= 0; k--) this.down(k);
+  }
+
+  /** The newest item of all cursors; that cursor moves one back, or leaves when its ring is used up. */
+  popNewest(): T {
+    const ring = this.rings[0]!;
+    const p = this.pos[0]!;
+    const item = ring[p]!;
+    if (p > 0) {
+      this.pos[0] = p - 1;
+      this.seqs[0] = ring[p - 1]!.seq;
+    } else {
+      const last = this.size - 1;
+      this.move(last, 0);
+      this.rings.pop();
+      this.pos.pop();
+      this.seqs.pop();
     }
-    down(0);
+    if (this.size > 0) this.down(0);
+    return item;
+  }
+
+  private move(from: number, to: number): void {
+    this.rings[to] = this.rings[from]!;
+    this.pos[to] = this.pos[from]!;
+    this.seqs[to] = this.seqs[from]!;
+  }
+
+  private down(k: number): void {
+    const n = this.size;
+    const ring = this.rings[k]!;
+    const pos = this.pos[k]!;
+    const seq = this.seqs[k]!;
+    for (;;) {
+      const l = 2 * k + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const child = r < n && this.seqs[r]! > this.seqs[l]! ? r : l;
+      if (this.seqs[child]! <= seq) break;
+      this.move(child, k);
+      k = child;
+    }
+    this.rings[k] = ring;
+    this.pos[k] = pos;
+    this.seqs[k] = seq;
   }
 }
