@@ -517,7 +517,8 @@ export class Registry {
 
   /**
    * Removes a worker that is not connected, with its own history; the removal is an event (in the fleet-wide
-   * history). A connected worker is refused: it would only come back with its next heartbeat's session.
+   * history). A connected worker is refused: it is live, and its agent would reconnect within a second anyway;
+   * stopping the agent or revoking its certificate is what retires a host.
    */
   forget(id: string): ForgetResult {
     const rec = this.workers.get(id);
