@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import { FakeClock } from "../../src/core/clock.js";
 import { DEFAULT_POLICY, sameReasons, type HealthPolicy, type HealthState } from "../../src/core/health.js";
+import { FleetHistory } from "../../src/core/history.js";
 import { Registry, type HealthEvent, type SessionInfo } from "../../src/core/registry.js";
 import { EMPTY_METRICS, type MetricsSummary } from "../../src/protocol/metrics.js";
 
@@ -532,6 +533,42 @@ describe("history per worker", () => {
     restored.restore(r.export(), 1000);
     assert.deepEqual(restored.events({ worker: "busy3" }), r.events({ worker: "busy3" }), "persisted per worker");
     assert.deepEqual(restored.events({ worker: "quiet" }), r.events({ worker: "quiet" }));
+  });
+});
+
+describe("FleetHistory against a brute-force reference", () => {
+  it("every page back through the fleet's ring and the owners' rings is the union, by seq, once", () => {
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const h = new FleetHistory<{ seq: number; at: number; owner: number }>({ recent: 40, perOwner: 12, total: 150, floor: 4 });
+    const rings: Array<Array<{ seq: number; at: number; owner: number }> | null> = Array.from({ length: 30 }, () => null);
+    const pushed: Array<{ seq: number; at: number; owner: number }> = [];
+    for (let seq = 1; seq <= 2000; seq++) {
+      // A few owners are noisy, most are quiet.
+      const owner = rand(10) < 7 ? rand(3) : rand(30);
+      const item = { seq, at: seq * 10, owner };
+      rings[owner] = h.push(rings[owner]!, item);
+      pushed.push(item);
+    }
+    const recentSeqs = pushed.slice(-40).map((i) => i.seq);
+    const held = new Set([...rings.flatMap((r) => (r ?? []).map((i) => i.seq)), ...recentSeqs]);
+    const expected = [...held].sort((a, b) => a - b);
+    assert.equal(h.total, rings.reduce((n, r) => n + (r?.length ?? 0), 0), "the total counts what the rings hold");
+    assert.ok(rings.every((r) => (r?.length ?? 0) <= 12));
+    for (const limit of [1, 7, 50]) {
+      const got: number[] = [];
+      let before: number | undefined;
+      for (;;) {
+        const page = h.fleetPage(() => rings, { limit, beforeSeq: before });
+        got.unshift(...page.items.map((i) => i.seq));
+        if (!page.hasMore) break;
+        before = page.items[0]!.seq;
+      }
+      assert.deepEqual(got, expected, `pages of ${limit}`);
+    }
+    assert.deepEqual(h.everything(rings).map((i) => i.seq), expected, "what the state file keeps");
+    const since = h.fleetPage(() => rings, { limit: 1000, since: 19_000 });
+    assert.deepEqual(since.items.map((i) => i.seq), expected.filter((s) => s * 10 >= 19_000));
   });
 });
 
