@@ -21,6 +21,7 @@ const schema = z.object({
   pressurePercent: z.coerce.number().min(0).max(100),
   state: fields.path,
   restartGrace: duration({ min: 0, max: 86_400_000 }),
+  forgetOfflineAfter: duration({ min: 0, max: 3650 * 86_400_000 }),
   requestTimeout: duration({ min: 100, max: 600_000 }),
   mdns: z.boolean(),
   handshakeTimeout: duration({ min: 100, max: 120_000 }),
@@ -46,6 +47,7 @@ export function managerCommand(): Command {
     .addOption(flag("--pressure-percent <n>", "memory or disk use above this percent is a warning; 0 turns it off", "95"))
     .addOption(flag("--state <file>", "where known workers and their history are kept", defaultStateFile()))
     .addOption(flag("--restart-grace <duration>", "after a restart, how long known workers have to reconnect (stretched, up to 4 times, while they still are)", "30s"))
+    .addOption(flag("--forget-offline-after <duration>", "forget a worker offline (goodbye or revoked certificate) for longer than this; 0s: never", "7d"))
     .addOption(flag("--request-timeout <duration>", "how long a worker has to answer a status request", "5s"))
     .addOption(flag("--no-mdns", "do not announce this manager, nor watch for worker announcements, on mDNS"))
     .addOption(flag("--handshake-timeout <duration>", "time a client has to complete the TLS handshake", "5s"))
@@ -71,6 +73,7 @@ export function managerCommand(): Command {
         certWarnMs: o.certWarn,
         stateFile: o.state,
         restartGraceMs: o.restartGrace,
+        forgetOfflineAfterMs: o.forgetOfflineAfter,
         mdns: o.mdns,
         limits: {
           handshakeTimeoutMs: o.handshakeTimeout,

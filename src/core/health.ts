@@ -16,7 +16,12 @@ export type ReasonCode =
   | "reconnect_flapping"
   | "cert_expiring"
   | "not_seen_since_start"
-  | "identity_conflict";
+  | "identity_conflict"
+  // Said of an event rather than of a state: why a worker came back, left the live set, or left the registry.
+  | "returned_after_restart"
+  | "revoked"
+  | "forgotten"
+  | "expired_offline";
 
 /** `code` is stable and decides whether anything changed; `message` is for people and may carry figures. */
 export interface Reason {
@@ -145,6 +150,16 @@ export function sameReasons(a: readonly Reason[], b: readonly Reason[]): boolean
   for (let i = 0; i < b.length; i++) {
     let found = false;
     for (let j = 0; j < a.length && !found; j++) found = a[j]!.code === b[i]!.code;
+    if (!found) return false;
+  }
+  return true;
+}
+
+/** With the same codes (see sameReasons): whether the messages, and so the figures they carry, are the same too. */
+export function sameMessages(a: readonly Reason[], b: readonly Reason[]): boolean {
+  for (let i = 0; i < b.length; i++) {
+    let found = false;
+    for (let j = 0; j < a.length && !found; j++) found = a[j]!.code === b[i]!.code && a[j]!.message === b[i]!.message;
     if (!found) return false;
   }
   return true;

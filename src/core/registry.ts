@@ -1,10 +1,25 @@
 import type { Clock } from "./clock.js";
-import { History } from "./history.js";
-import { assessConnected, lateBoundMs, missedBoundMs, sameReasons, type HealthPolicy, type HealthState, type Reason } from "./health.js";
+import { FleetHistory } from "./history.js";
+import {
+  assessConnected,
+  lateBoundMs,
+  missedBoundMs,
+  sameMessages,
+  sameReasons,
+  type HealthPolicy,
+  type HealthState,
+  type Reason,
+} from "./health.js";
+import { formatDuration } from "../config/duration.js";
 import type { Labels } from "../protocol/messages.js";
 import { absorbMetrics, copyMetrics, type MetricsSummary } from "../protocol/metrics.js";
 
-/** One health transition. Also recorded when the state stays but its set of reasons changes. */
+/**
+ * One health transition. Also recorded when the state stays but its set of reasons changes, when a restored worker
+ * returns after a manager restart (reason `returned_after_restart`, beside its current reasons), and when a worker
+ * is removed from the registry (reason `forgotten` or `expired_offline`; `to` is then `offline`: it is neither
+ * connected nor expected back, and the event is the last one about it).
+ */
 export interface HealthEvent {
   seq: number;
   /** Wall-clock time, epoch milliseconds. */
@@ -25,6 +40,8 @@ export interface SessionInfo {
   address: string | null;
   /** Client certificate expiry, epoch milliseconds. */
   certNotAfter: number | null;
+  /** The client certificate's serial number as the CRL lists it: a revocation takes the worker out of the live set. */
+  certSerial?: string | null;
 }
 
 /** What is kept of a worker across manager restarts. */
@@ -39,6 +56,7 @@ export interface KnownWorker {
   lastSeen: number;
   state: HealthState;
   reasons: Reason[];
+  certSerial?: string | null;
 }
 
 export interface RegistrySnapshot {
@@ -90,6 +108,8 @@ interface WorkerRecord {
   silence: SilenceClass;
   /** The deadline bucket this record was last filed in; entries in other buckets are stale. */
   dueBucket: number;
+  /** This worker's own events, oldest first; created with its first event (see FleetHistory). */
+  events: HealthEvent[] | null;
 }
 
 /** 0: heard from recently; 1: a heartbeat late; 2: past the unhealthy bound. */
@@ -129,10 +149,44 @@ const FULL_CHECK_MS = 30_000;
 /** While restored workers keep coming back, the restart grace stretches up to this many times its length. */
 const GRACE_STRETCH = 4;
 
+/** What each worker keeps of its own events, and what all of them together may keep (see docs/architecture.md). */
+export const WORKER_HISTORY_LIMIT = 50;
+export const FLEET_HISTORY_BUDGET = 100_000;
+const WORKER_HISTORY_FLOOR = 10;
+export const DEFAULT_FORGET_OFFLINE_AFTER_MS = 7 * 86_400_000;
+
+const RETURNED: Reason = { code: "returned_after_restart", message: "back after the manager restart" };
+const REVOKED: Reason = { code: "revoked", message: "certificate revoked" };
+const FORGOTTEN: Reason = { code: "forgotten", message: "forgotten: removed from the registry on request" };
+
+export type ForgetResult =
+  | { forgotten: HealthEvent }
+  | { refused: "unknown" }
+  | { refused: "connected"; sessionId: string };
+
+export interface EventQuery {
+  worker?: string;
+  /** Only events newer than this sequence number. */
+  afterSeq?: number;
+  /** Only events older than this sequence number: pass the first event's seq of a page to get the page before it. */
+  beforeSeq?: number;
+  /** Only events at or after this wall time (epoch milliseconds). */
+  since?: number;
+  /** The newest this many; by default the fleet-wide recent history's length. */
+  limit?: number;
+}
+
 export interface RegistryOptions {
   clock: Clock;
   policy: HealthPolicy;
+  /** The fleet-wide history of the newest events, whoever they are about. */
   historyLimit?: number;
+  /** Each worker's own history. */
+  workerHistoryLimit?: number;
+  /** Events in all workers' histories together (a worker keeps at least 10 of its own however many others have). */
+  historyBudget?: number;
+  /** A worker offline (goodbye or revoked) for longer than this is forgotten; 0: never. */
+  forgetOfflineAfterMs?: number;
   onEvent?: (event: HealthEvent) => void;
   onStall?: (stalledMs: number) => void;
 }
@@ -144,7 +198,7 @@ export interface RegistryOptions {
  */
 export class Registry {
   private readonly workers = new Map<string, WorkerRecord>();
-  private readonly history: History<HealthEvent>;
+  private readonly history: FleetHistory<HealthEvent>;
   private readonly clock: Clock;
   private policy: HealthPolicy;
   private eventSeq = 0;
@@ -163,7 +217,12 @@ export class Registry {
   constructor(private readonly options: RegistryOptions) {
     this.clock = options.clock;
     this.policy = options.policy;
-    this.history = new History(options.historyLimit ?? 1000);
+    this.history = new FleetHistory({
+      recent: options.historyLimit ?? 1000,
+      perOwner: options.workerHistoryLimit ?? WORKER_HISTORY_LIMIT,
+      total: options.historyBudget ?? FLEET_HISTORY_BUDGET,
+      floor: WORKER_HISTORY_FLOOR,
+    });
     this.lastTick = this.clock.monotonic();
   }
 
@@ -205,6 +264,7 @@ export class Registry {
         replacingAddresses: [],
         silence: 0,
         dueBucket: -1,
+        events: null,
       };
       this.workers.set(info.id, rec);
     }
@@ -228,7 +288,8 @@ export class Registry {
     }
     if (isNew || confirmsRestored !== null) {
       Object.assign(rec, this.assess(rec));
-      this.recordEvent(rec, confirmsRestored);
+      // A returning worker is told apart from one that recovers: the event says it is back after the restart.
+      this.recordEvent(rec, confirmsRestored, confirmsRestored === null ? rec.reasons : [RETURNED, ...rec.reasons]);
     } else {
       this.reassess(rec);
     }
@@ -295,6 +356,7 @@ export class Registry {
     if (stalledMs !== null || now - this.lastFullCheck >= FULL_CHECK_MS) {
       this.lastFullCheck = now;
       for (const rec of this.workers.values()) if (rec.sessionId) this.reassess(rec);
+      this.forgetLongOffline();
       return { stalledMs };
     }
     const upTo = Math.floor(now / BUCKET_MS);
@@ -330,6 +392,7 @@ export class Registry {
           platform: k.platform,
           address: k.address,
           certNotAfter: null,
+          certSerial: k.certSerial ?? null,
         },
         sessionId: null,
         state: k.state,
@@ -348,13 +411,20 @@ export class Registry {
         replacingAddresses: [],
         silence: 0,
         dueBucket: -1,
+        events: null,
       });
     }
     this.restoredPending = this.workers.size;
     this.restoredDueAt = Math.min(this.restoredDueAt, now + graceMs);
     this.restoreGraceMs = graceMs;
-    for (const e of snapshot.events) this.history.push(e);
-    this.eventSeq = Math.max(this.eventSeq, ...snapshot.events.map((e) => e.seq));
+    // In sequence order, so each worker's ring and the fleet's keep the newest. A loop, not Math.max(...events):
+    // a spread of 100,000 arguments overflows the stack.
+    for (const e of [...snapshot.events].sort((a, b) => a.seq - b.seq)) {
+      const rec = this.workers.get(e.worker);
+      if (rec) rec.events = this.history.push(rec.events, e);
+      else this.history.pushOrphan(e);
+      if (e.seq > this.eventSeq) this.eventSeq = e.seq;
+    }
   }
 
   export(): RegistrySnapshot {
@@ -370,8 +440,9 @@ export class Registry {
         lastSeen: r.lastSeen,
         state: r.state,
         reasons: r.reasons,
+        certSerial: r.info.certSerial ?? null,
       })),
-      events: this.history.toArray(),
+      events: this.history.everything(this.rings()),
     };
   }
 
@@ -417,12 +488,62 @@ export class Registry {
     return out;
   }
 
-  events(filter: { worker?: string; afterSeq?: number; limit?: number } = {}): HealthEvent[] {
-    let list = this.history.toArray();
-    if (filter.worker !== undefined) list = list.filter((e) => e.worker === filter.worker);
-    if (filter.afterSeq !== undefined) list = list.filter((e) => e.seq > filter.afterSeq!);
-    if (filter.limit !== undefined) list = list.slice(-filter.limit);
-    return list;
+  /** Events newest last; see `eventPage`. */
+  events(query: EventQuery = {}): HealthEvent[] {
+    return this.eventPage(query).events;
+  }
+
+  /**
+   * One page of events, newest last, and whether older ones match too (ask for them with `beforeSeq` set to the
+   * first event's seq). With a worker: its own history, or for a worker no longer known, what the fleet-wide
+   * history still holds about it. Without: every worker's history merged by sequence number.
+   */
+  eventPage(query: EventQuery = {}): { events: HealthEvent[]; hasMore: boolean } {
+    const q = {
+      afterSeq: query.afterSeq,
+      beforeSeq: query.beforeSeq,
+      since: query.since,
+      limit: query.limit ?? this.options.historyLimit ?? 1000,
+    };
+    let page;
+    if (query.worker !== undefined) {
+      const worker = query.worker;
+      page = this.history.ownerPage(this.workers.get(worker)?.events ?? null, q, (e) => e.worker === worker);
+    } else {
+      page = this.history.fleetPage(() => this.rings(), q);
+    }
+    return { events: page.items, hasMore: page.hasMore };
+  }
+
+  /**
+   * Removes a worker that is not connected, with its own history; the removal is an event (in the fleet-wide
+   * history). A connected worker is refused: it is live, and its agent would reconnect within a second anyway;
+   * stopping the agent or revoking its certificate is what retires a host.
+   */
+  forget(id: string): ForgetResult {
+    const rec = this.workers.get(id);
+    if (!rec) return { refused: "unknown" };
+    if (rec.sessionId !== null) return { refused: "connected", sessionId: rec.sessionId };
+    return { forgotten: this.remove(rec, FORGOTTEN) };
+  }
+
+  /**
+   * Takes workers whose certificate is revoked out of the live set: `offline` with reason `revoked`, session ended.
+   * Returns the ids whose live session the caller closes. A worker with a new certificate returns as any other.
+   */
+  revokeMatching(isRevoked: (serial: string) => boolean): string[] {
+    const hit: string[] = [];
+    for (const rec of this.workers.values()) {
+      const serial = rec.info.certSerial;
+      if (!serial || !isRevoked(serial)) continue;
+      if (rec.sessionId === null && rec.state === "offline" && rec.reasons[0]?.code === "revoked") continue;
+      if (rec.sessionId !== null) hit.push(rec.info.id);
+      rec.restored = false;
+      rec.sessionId = null;
+      rec.connectedSinceWall = null;
+      this.transition(rec, "offline", [REVOKED]);
+    }
+    return hit;
   }
 
   /**
@@ -506,25 +627,61 @@ export class Registry {
 
   private transition(rec: WorkerRecord, to: HealthState, reasons: Reason[]): void {
     const from = rec.state;
-    const changed = from !== to || !sameReasons(rec.reasons, reasons);
-    if (!changed) return;
-    // Unchanged, the old reasons are kept: storing equal new ones on every heartbeat only feeds the GC.
+    if (from === to && sameReasons(rec.reasons, reasons)) {
+      // The same codes are no news, but their figures are current ("memory 96 %" becomes 98 %, "expires in
+      // 13.9d" counts down): the new reasons replace the old without an event. Equal ones are kept, since storing
+      // them on every heartbeat only feeds the GC.
+      if (!sameMessages(rec.reasons, reasons)) rec.reasons = reasons;
+      return;
+    }
     rec.state = to;
     rec.reasons = reasons;
     this.recordEvent(rec, from);
   }
 
-  private recordEvent(rec: WorkerRecord, from: HealthState | null): void {
-    const event: HealthEvent = {
-      seq: ++this.eventSeq,
-      at: this.clock.wall(),
-      worker: rec.info.id,
-      from,
-      to: rec.state,
-      reasons: rec.reasons,
-    };
-    this.history.push(event);
+  private recordEvent(rec: WorkerRecord, from: HealthState | null, reasons: Reason[] = rec.reasons): void {
+    const event = this.newEvent(rec, from, rec.state, reasons);
+    rec.events = this.history.push(rec.events, event);
     this.options.onEvent?.(event);
+  }
+
+  private newEvent(rec: WorkerRecord, from: HealthState | null, to: HealthState, reasons: Reason[]): HealthEvent {
+    return { seq: ++this.eventSeq, at: this.clock.wall(), worker: rec.info.id, from, to, reasons };
+  }
+
+  /** Drops a worker and its own history; the event saying so stays in the fleet-wide history. */
+  private remove(rec: WorkerRecord, reason: Reason): HealthEvent {
+    this.workers.delete(rec.info.id);
+    this.history.drop(rec.events);
+    rec.events = null;
+    const event = this.newEvent(rec, rec.state, "offline", [reason]);
+    this.history.pushOrphan(event);
+    this.options.onEvent?.(event);
+    return event;
+  }
+
+  private *rings(): Generator<readonly HealthEvent[] | null> {
+    for (const rec of this.workers.values()) yield rec.events;
+  }
+
+  /**
+   * Forgets workers offline (after a goodbye or a revocation) for longer than the configured time, counted from
+   * the event that made them offline. Part of the rare full check: days do not need a 100 ms tick.
+   */
+  private forgetLongOffline(): void {
+    const after = this.options.forgetOfflineAfterMs ?? DEFAULT_FORGET_OFFLINE_AFTER_MS;
+    if (after <= 0) return;
+    const wall = this.clock.wall();
+    for (const rec of this.workers.values()) {
+      if (rec.sessionId !== null || rec.state !== "offline") continue;
+      const last = rec.events?.at(-1);
+      const since = last && last.to === "offline" ? last.at : rec.lastSeen;
+      if (wall - since <= after) continue;
+      this.remove(rec, {
+        code: "expired_offline",
+        message: `forgotten: offline for ${formatDuration(wall - since)}, more than ${formatDuration(after)}`,
+      });
+    }
   }
 
   private view(rec: WorkerRecord): WorkerView {

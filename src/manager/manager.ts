@@ -45,6 +45,8 @@ export interface ManagerOptions {
   stateFile?: string;
   /** After a restart, how long a known worker has to reconnect before it is unhealthy. */
   restartGraceMs?: number;
+  /** A worker offline (goodbye or revoked) for longer than this is forgotten; 0: never. Default 7 days. */
+  forgetOfflineAfterMs?: number;
   /** Announce on mDNS and watch worker announcements (off unless asked for: tests and embedders opt in). */
   mdns?: boolean;
   clock?: Clock;
@@ -138,6 +140,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     clock: options.clock ?? systemClock,
     policy,
     historyLimit: options.historyLimit,
+    forgetOfflineAfterMs: options.forgetOfflineAfterMs,
     onEvent: (e: HealthEvent) => {
       const level = e.to === "unhealthy" ? "warn" : "info";
       log[level]({ event: "transition", worker: e.worker, from: e.from, to: e.to, reasons: e.reasons }, "worker state changed");
@@ -198,6 +201,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   // neither a new TLS context nor new ticket keys: only the live sessions it revokes are closed.
   const revocations = options.tls.crl
     ? new Revocations(options.tls.crl, material.ca, log, ({ revoked }) => {
+        registry.revokeMatching((serial) => revoked.has(serial));
         for (const s of all) {
           if (revoked.has(s.serialNumber)) s.close(CloseCode.REVOKED, `serial ${s.serialNumber}`);
         }
@@ -209,6 +213,8 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     } catch (err) {
       throw new FleetError("E_CERT", `cannot use the CRL (--crl) ${options.tls.crl}: ${errorMessage(err)}`);
     }
+    // Workers restored from the state file whose certificate was revoked while the manager was away.
+    registry.revokeMatching((serial) => revocations.isRevoked(serial));
   }
   const server: Server = createServer({
     ...managerServerOptions(material),

@@ -215,6 +215,7 @@ export class WorkerSession {
       platform: hello.platform,
       address: this.address,
       certNotAfter: this.certNotAfter,
+      certSerial: this.serialNumber,
     });
     // After the registry made this session current, so the replaced session's close is ignored there.
     this.ctx.onAccepted(this);

@@ -26,6 +26,8 @@ const StateFile = z.object({
       lastSeen: z.number(),
       state: State,
       reasons: z.array(Reason),
+      // Absent in files written before revocation took workers out of the live set.
+      certSerial: z.string().nullable().optional(),
     }),
   ),
   events: z.array(

@@ -77,7 +77,8 @@ export function registerResources(server: McpServer, manager: Manager, log: Logg
   };
 
   const unsubscribe = manager.onEvent((e: HealthEvent) => {
-    if (e.from === null) listChanged = true;
+    // A worker joined, or left the registry (forgotten): the template's list changed.
+    if (e.from === null || e.reasons.some((r) => r.code === "forgotten" || r.code === "expired_offline")) listChanged = true;
     for (const uri of [WORKERS_URI, workerUri(e.worker)]) if (subscribed.has(uri)) pending.add(uri);
     if ((pending.size > 0 || listChanged) && !timer) timer = setTimeout(flush, COALESCE_MS);
   });

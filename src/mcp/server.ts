@@ -2,6 +2,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Logger } from "../log.js";
 import type { Manager } from "../manager/manager.js";
 import { VERSION } from "../version.js";
+import { registerAdminTools } from "./admin-tools.js";
 import { registerTransitionLogging } from "./notifications.js";
 import { registerResources } from "./resources.js";
 import { registerTools, type ToolOptions } from "./tools.js";
@@ -22,6 +23,7 @@ export function createMcpServer(manager: Manager, options: ToolOptions & { log: 
     { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true } }, instructions: INSTRUCTIONS },
   );
   registerTools(server, manager, options);
+  registerAdminTools(server, manager);
   const resources = registerResources(server, manager, options.log);
   const stopLogging = registerTransitionLogging(server, manager);
   return {
