@@ -40,14 +40,14 @@ export function clip(s: string, max: number): string {
 
 /**
  * The longest run of `rows`, taken from the front, whose answer stays within `budget` characters, given the
- * length of the answer without any rows (`emptyChars`, measured with a cursor of CURSOR_MAX_CHARS in it). Exact:
- * an array's JSON is its entries' JSON joined with commas. Always keeps the first row; the caps make sure one row
- * fits on its own.
+ * length of the answer without any rows (`emptyChars`, measured with a cursor of CURSOR_MAX_CHARS in it) and what
+ * of a row the answer holds (`shown`). Exact: an array's JSON is its entries' JSON joined with commas. Always
+ * keeps the first row; the caps make sure one row fits on its own.
  */
-export function fitRows<R>(rows: R[], emptyChars: number, budget = ANSWER_MAX_CHARS): { rows: R[]; cut: boolean } {
+export function fitRows<R>(rows: R[], emptyChars: number, budget = ANSWER_MAX_CHARS, shown: (row: R) => unknown = (r) => r): { rows: R[]; cut: boolean } {
   let used = emptyChars;
   for (let i = 0; i < rows.length; i++) {
-    used += JSON.stringify(rows[i]).length + (i > 0 ? 1 : 0);
+    used += JSON.stringify(shown(rows[i]!)).length + (i > 0 ? 1 : 0);
     if (used > budget && i > 0) return { rows: rows.slice(0, i), cut: true };
   }
   return { rows, cut: false };

@@ -45,6 +45,7 @@ export function registerWorkerEvents(server: McpServer, manager: Manager): void 
       return pageAnswer("get_worker_events", EventsOutput, {
         rows,
         more: paged.more,
+        shown: (r) => r.out,
         build: (kept, nextCursor) => ({ total: events.length, events: kept.map((r) => r.out).reverse(), nextCursor }),
         cursorAfter: (r) => eventCursorBefore(r.e),
       });

@@ -64,6 +64,7 @@ export function registerAllWorkersStatus(server: McpServer, manager: Manager, op
       return pageAnswer("get_all_workers_status", AllStatusOutput, {
         rows,
         more: paged.more,
+        shown: (r) => r.entry,
         build: (kept, nextCursor) => ({ counts, workers: kept.map((r) => r.entry), nextCursor }),
         cursorAfter: (r) => cursorAfter(r.v),
       });

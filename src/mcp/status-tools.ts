@@ -58,6 +58,7 @@ export function registerListWorkers(server: McpServer, manager: Manager): void {
       return pageAnswer("list_workers", ListWorkersOutput, {
         rows,
         more: paged.more,
+        shown: (r) => r.row,
         build: (kept, nextCursor) => ({ total: matching.length, counts, fleet, workers: kept.map((r) => r.row), nextCursor, ...shown }),
         cursorAfter: (r) => cursorAfter(r.v),
       });

@@ -38,6 +38,8 @@ export interface PageParts<R, S extends z.ZodType> {
   rows: R[];
   /** Whether entries follow these beyond the page. */
   more: boolean;
+  /** What of a row the answer holds. */
+  shown: (row: R) => unknown;
   /** The whole answer around `rows`. */
   build: (rows: R[], nextCursor: string | null) => z.input<S>;
   /** The cursor that continues after `row`. */
@@ -50,7 +52,7 @@ export interface PageParts<R, S extends z.ZodType> {
  */
 export function pageAnswer<R, S extends z.ZodType>(tool: string, schema: S, p: PageParts<R, S>): CallToolResult {
   const empty = JSON.stringify(schema.parse(p.build([], "x".repeat(CURSOR_MAX_CHARS)))).length;
-  let { rows, cut } = fitRows(p.rows, empty);
+  let { rows, cut } = fitRows(p.rows, empty, ANSWER_MAX_CHARS, p.shown);
   for (;;) {
     const last = rows.at(-1);
     const nextCursor = last !== undefined && (cut || p.more) ? p.cursorAfter(last) : null;
