@@ -1,3 +1,5 @@
+import { FleetError } from "../errors.js";
+
 /**
  * How large a tool's answer may be. An assistant reads the whole answer into its context: Claude Code saves an
  * answer over 50,000 characters to a file and refuses one over 25,000 tokens, other clients just fill their
@@ -53,10 +55,7 @@ export function fitRows<R>(rows: R[], emptyChars: number, budget = ANSWER_MAX_CH
   return { rows, cut: false };
 }
 
-/** The error thrown when an answer would pass the budget in spite of the caps: a defect, never the workers' doing. */
-export class AnswerTooLargeError extends Error {
-  readonly code = "ANSWER_TOO_LARGE";
-  constructor(tool: string, chars: number) {
-    super(`${tool}: answer of ${chars} characters exceeds the ${ANSWER_MAX_CHARS}-character budget`);
-  }
+/** What is thrown when an answer would pass the budget in spite of the caps: a defect, never the workers' doing. */
+export function answerTooLarge(tool: string, chars: number): FleetError {
+  return new FleetError("E_ANSWER_TOO_LARGE", `${tool}: an answer of ${chars} characters would exceed the ${ANSWER_MAX_CHARS}-character budget`);
 }

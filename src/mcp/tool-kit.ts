@@ -1,7 +1,7 @@
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { HEALTH_STATES } from "../core/health.js";
-import { ANSWER_MAX_CHARS, AnswerTooLargeError, CURSOR_MAX_CHARS, fitRows } from "./answer-budget.js";
+import { ANSWER_MAX_CHARS, answerTooLarge, CURSOR_MAX_CHARS, fitRows } from "./answer-budget.js";
 
 // What every tool family shares: how an answer is built and checked, the annotations, and the input fields.
 
@@ -29,7 +29,7 @@ export function answerWithin<S extends z.ZodType>(schema: S, data: z.input<S>): 
 /** The answer as structured content and the same JSON as text; never past the budget. */
 export function answer<S extends z.ZodType>(tool: string, schema: S, data: z.input<S>): CallToolResult {
   const result = answerWithin(schema, data);
-  if (!result) throw new AnswerTooLargeError(tool, JSON.stringify(schema.parse(data)).length);
+  if (!result) throw answerTooLarge(tool, JSON.stringify(schema.parse(data)).length);
   return result;
 }
 

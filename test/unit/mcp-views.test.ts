@@ -8,7 +8,10 @@ import type { HealthState } from "../../src/core/health.js";
 import type { WorkerView } from "../../src/core/registry.js";
 import { loadState, saveState } from "../../src/manager/state-file.js";
 import { describeTransition } from "../../src/mcp/notifications.js";
-import { clip, fitRows } from "../../src/mcp/answer-budget.js";
+import { z } from "zod";
+import { isFleetError } from "../../src/errors.js";
+import { ANSWER_MAX_CHARS, clip, fitRows } from "../../src/mcp/answer-budget.js";
+import { answer, pageAnswer } from "../../src/mcp/tool-kit.js";
 import { eventCursorBefore, eventPage } from "../../src/mcp/event-pages.js";
 import {
   closestIds,
@@ -100,6 +103,27 @@ describe("MCP views", () => {
     assert.equal(fitRows(rows, 2, 1e6).cut, false);
     assert.equal(clip("abcdef", 4), "abc…");
     assert.equal(clip("abc", 4), "abc");
+  });
+
+  it("a page ends before the row that would pass the budget, with a cursor after the last row kept", () => {
+    const schema = z.object({ rows: z.array(z.string()), nextCursor: z.string().nullable() });
+    const parts = (rows: string[], more: boolean) => ({
+      rows,
+      more,
+      shown: (r: string) => r,
+      build: (kept: string[], nextCursor: string | null) => ({ rows: kept, nextCursor }),
+      cursorAfter: (r: string) => `after-${r.slice(0, 1)}`,
+    });
+    const big = ["a", "b", "c", "d"].map((c) => c.repeat(20_000));
+    const cut = pageAnswer("t", schema, parts(big, false));
+    const out = cut.structuredContent as { rows: string[]; nextCursor: string };
+    assert.deepEqual([out.rows.length, out.nextCursor], [2, "after-b"]);
+    assert.ok((cut.content[0] as { text: string }).text.length <= ANSWER_MAX_CHARS);
+    const whole = pageAnswer("t", schema, parts(["x", "y"], false)).structuredContent as { nextCursor: string | null };
+    assert.equal(whole.nextCursor, null, "the last page has no cursor");
+    const more = pageAnswer("t", schema, parts(["x", "y"], true)).structuredContent as { nextCursor: string | null };
+    assert.equal(more.nextCursor, "after-y");
+    assert.throws(() => answer("t", z.object({ s: z.string() }), { s: "x".repeat(ANSWER_MAX_CHARS) }), (err: unknown) => isFleetError(err, "E_ANSWER_TOO_LARGE"));
   });
 
   it("pages events from the newest back, with a cursor that holds while new events arrive", () => {
