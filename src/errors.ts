@@ -10,7 +10,8 @@ export type FleetErrorCode =
   | "E_UNKNOWN_WORKER"
   | "E_REMOTE"
   | "E_CLOSED"
-  | "E_BAD_RESPONSE";
+  | "E_BAD_RESPONSE"
+  | "E_ANSWER_TOO_LARGE";
 
 export class FleetError extends Error {
   readonly code: FleetErrorCode;

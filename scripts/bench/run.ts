@@ -19,7 +19,7 @@ import { ensureBenchCerts, type BenchCerts } from "./fleet-certs.js";
 import { BenchManager } from "./manager.js";
 import { cpuSeconds, threadCpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, stealSeconds, sumStats } from "./procs.js";
 import type { SimStats } from "./sim-protocol.js";
-import { percentile, renderTable, TARGETS, type SizeResult, type SteadyState } from "./report.js";
+import { percentile, renderTable, TARGETS, type AnswerSize, type SizeResult, type SteadyState } from "./report.js";
 
 const Options = z.object({
   sizes: z
@@ -344,6 +344,29 @@ async function openManager(n: number, certs: BenchCerts, dir: string, interval: 
   return Object.assign(m, { sims, idleRss, openMs });
 }
 
+/**
+ * Each tool's text answer with default arguments, as an assistant would first call it: characters, and tokens
+ * estimated at four characters each. get_worker_status asks the first listed worker; a simulated worker answers
+ * no full status, so its answer is the heartbeat fallback (the unit test answer-budget.test.ts covers the full one).
+ */
+async function answerSizes(manager: BenchManager): Promise<Record<string, AnswerSize>> {
+  const listed = (await manager.tool("list_workers")).result.structuredContent as { workers: Array<{ id: string }> };
+  const calls: Array<[string, Record<string, unknown>]> = [
+    ["list_workers", {}],
+    ["get_worker_status", { worker_id: listed.workers[0]?.id ?? "none" }],
+    ["get_all_workers_status", {}],
+    ["get_fleet_summary", {}],
+    ["get_worker_events", {}],
+  ];
+  const sizes: Record<string, AnswerSize> = {};
+  for (const [name, args] of calls) {
+    const { result } = await manager.tool(name, args);
+    const chars = result.content.reduce((sum, c) => sum + (c.type === "text" ? c.text.length : 0), 0);
+    sizes[name] = { chars, tokens: Math.ceil(chars / 4) };
+  }
+  return sizes;
+}
+
 /** Everything after the steady state: MCP latency, detection, and the two reconnect storms. */
 async function finishManager(
   n: number,
@@ -372,10 +395,11 @@ async function finishManager(
     ms.sort((a, b) => a - b);
     return { p50: percentile(ms, 50), p99: percentile(ms, 99), bytes };
   };
-  // list_workers answers with every worker (megabytes at 10,000): fewer calls, so the run stays short.
-  const listCalls = Math.min(opts.calls, 20);
+  const listCalls = opts.calls;
   const listWorkers = await latency("list_workers", {}, listCalls);
   const allStatus = await latency("get_all_workers_status", { limit: 100 }, opts.calls);
+  const answers = await answerSizes(manager);
+  say(`  answer sizes with default arguments: ${JSON.stringify(answers)}`);
 
   say(`  detection: ${KILLED_SAMPLES} killed, ${FROZEN_SAMPLES} frozen`);
   const detectionSteal0 = stealSeconds();
@@ -436,6 +460,7 @@ async function finishManager(
     boundMs: bound,
     paces: manager.paces,
     listWorkers: { ...listWorkers, calls: listCalls },
+    answers,
     allStatus: { ...allStatus, calls: opts.calls },
     killedMs: killed.map((k) => k.ms),
     killedStealMs: killed.map((k) => k.stealMs),

@@ -3,13 +3,18 @@ import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema }
 import type { HealthEvent } from "../core/registry.js";
 import type { Logger } from "../log.js";
 import type { Manager } from "../manager/manager.js";
-import { problemsFirst, unknownWorkerMessage, workerEntry } from "./views.js";
+import { fitRows } from "./answer-budget.js";
+import { capMetrics } from "./status-view.js";
+import { countStates, problemsFirst, unknownWorkerMessage, workerDetail, workerRow } from "./views.js";
 
 export const WORKERS_URI = "fleet://workers";
 export const workerUri = (id: string) => `${WORKERS_URI}/${id}`;
 
 // Health changes arriving within this window become one notification per resource.
 const COALESCE_MS = 250;
+
+/** `fleet://workers` and the template's list name this many workers at most, problem workers first. */
+const RESOURCE_ROWS = 100;
 
 const json = (uri: string, data: unknown) => ({ contents: [{ uri, mimeType: "application/json", text: JSON.stringify(data) }] });
 
@@ -27,10 +32,17 @@ export function registerResources(server: McpServer, manager: Manager, log: Logg
   server.registerResource(
     "workers",
     WORKERS_URI,
-    { title: "All workers", description: "Every known worker with its health state, problem workers first", mimeType: "application/json" },
+    {
+      title: "Workers",
+      description: `Counts by state and the first ${RESOURCE_ROWS} workers, problem workers first, as list_workers rows (list_workers pages through the rest)`,
+      mimeType: "application/json",
+    },
     async (uri) => {
-      const workers = problemsFirst(registry.list()).map(workerEntry);
-      return json(uri.href, { workers, total: workers.length });
+      const views = registry.list();
+      const rows = problemsFirst(views).slice(0, RESOURCE_ROWS).map(workerRow);
+      const envelope = { counts: countStates(views), total: views.length, more: false, workers: [] };
+      const fitted = fitRows(rows, JSON.stringify(envelope).length);
+      return json(uri.href, { ...envelope, more: fitted.cut || views.length > rows.length, workers: fitted.rows });
     },
   );
 
@@ -38,21 +50,25 @@ export function registerResources(server: McpServer, manager: Manager, log: Logg
     "worker",
     new ResourceTemplate(`${WORKERS_URI}/{id}`, {
       list: async () => ({
-        resources: registry.list().map((v) => ({
+        resources: problemsFirst(registry.list()).slice(0, RESOURCE_ROWS).map((v) => ({
           uri: workerUri(v.id),
           name: v.id,
-          description: `${v.hostname}: ${v.state}`,
+          description: v.state,
           mimeType: "application/json",
         })),
       }),
     }),
-    { title: "One worker", description: "One worker's health and its latest heartbeat metrics", mimeType: "application/json" },
+    {
+      title: "One worker",
+      description: "One worker's health (observed by the manager) and its latest heartbeat metrics (reported by the worker); the list names the first workers, problem workers first",
+      mimeType: "application/json",
+    },
     async (uri, { id }) => {
       const view = registry.get(String(id));
       if (!view) {
         throw new McpError(ErrorCode.InvalidParams, unknownWorkerMessage(String(id), registry.list().map((v) => v.id)));
       }
-      return json(uri.href, { worker: workerEntry(view), metrics: view.metrics, metricsAgeMs: view.lastHeartbeatAgeMs });
+      return json(uri.href, { worker: workerDetail(view), metrics: capMetrics(view.metrics), metricsAgeMs: view.lastHeartbeatAgeMs });
     },
   );
 

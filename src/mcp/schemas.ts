@@ -4,26 +4,52 @@ import { MetricsSummary } from "../protocol/metrics.js";
 import { FullStatus } from "../protocol/status.js";
 
 // Output schemas of the tools. Results are parsed through these before they are returned, so structuredContent
-// always matches exactly (the SDK client rejects extra keys).
+// always matches exactly (the SDK client rejects extra keys). Field descriptions say who a field comes from:
+// "observed" fields are the manager's own (its clock, its sockets, the certificate it verified); "reported"
+// fields are what a worker claims about itself, unverified.
 
-export const StateEnum = z.enum(HEALTH_STATES);
+export const StateEnum = z.enum(HEALTH_STATES).describe("observed");
 export const ReasonOut = z.object({ code: z.string(), message: z.string() });
 
-export const WorkerEntry = z.object({
-  id: z.string(),
-  hostname: z.string(),
+const ids = z.string().describe("observed: the id in the worker's verified certificate");
+const heartbeatAge = z.number().nullable().describe("observed: ms since its last heartbeat; null when not connected");
+const cursorOut = z.string().nullable().describe("pass back as cursor for the next page; null on the last page");
+
+/** A compact row of list_workers: what the manager decided, and the labels to filter by. */
+export const WorkerRow = z.object({
+  id: ids,
   state: StateEnum,
-  reasons: z.array(ReasonOut),
-  connected: z.boolean(),
-  lastHeartbeatAgeMs: z.number().nullable().describe("milliseconds since the last heartbeat; null when not connected"),
-  connectedSince: z.string().nullable().describe("ISO time the current session began"),
-  firstSeen: z.string(),
-  lastSeen: z.string(),
-  agentVersion: z.string(),
-  labels: z.record(z.string(), z.string()),
-  addresses: z.array(z.string()),
+  reasons: z.array(z.string()).describe("observed: reason codes (messages in get_worker_status)"),
+  connected: z.boolean().describe("observed"),
+  lastHeartbeatAgeMs: heartbeatAge,
+  labels: z.record(z.string(), z.string()).describe("reported"),
+  moreLabels: z.number().int().optional().describe("labels not shown here (see get_worker_status)"),
 });
-export type WorkerEntry = z.infer<typeof WorkerEntry>;
+export type WorkerRow = z.infer<typeof WorkerRow>;
+
+/** What the worker says about itself in its hello: nothing the manager can check. */
+export const Reported = z
+  .object({
+    hostname: z.string(),
+    agentVersion: z.string(),
+    labels: z.record(z.string(), z.string()),
+    platform: z.object({ os: z.string(), arch: z.string(), release: z.string() }),
+  })
+  .describe("reported by the worker in its hello: unverified claims");
+
+export const WorkerDetail = z.object({
+  id: ids,
+  state: StateEnum,
+  reasons: z.array(ReasonOut).describe("observed"),
+  connected: z.boolean().describe("observed"),
+  lastHeartbeatAgeMs: heartbeatAge,
+  connectedSince: z.string().nullable().describe("observed: ISO time the current session began"),
+  firstSeen: z.string().describe("observed"),
+  lastSeen: z.string().describe("observed"),
+  addresses: z.array(z.string()).describe("observed: the session's peer address"),
+  reported: Reported,
+});
+export type WorkerDetail = z.infer<typeof WorkerDetail>;
 
 export const Counts = z.object({
   healthy: z.number().int(),
@@ -54,47 +80,58 @@ export const UnverifiedEntry = z.object({
 });
 export type UnverifiedEntry = z.infer<typeof UnverifiedEntry>;
 
+const omitted = z
+  .array(z.string())
+  .optional()
+  .describe("what was cut to keep the answer small, if anything");
+
 export const ListWorkersOutput = z.object({
-  workers: z.array(WorkerEntry),
-  total: z.number().int(),
+  total: z.number().int().describe("workers matching the filter, over all pages"),
+  counts: Counts.describe("matching workers by state"),
+  fleet: Counts.describe("the whole fleet by state"),
+  workers: z.array(WorkerRow),
+  nextCursor: cursorOut,
   unverified: z
     .array(UnverifiedEntry)
-    .describe("hosts announcing the agent on mDNS that are not connected: not verified, not part of the registry"),
+    .describe("LAN announcements of the agent with no session: claims by anyone, not in the registry; newest first"),
+  unverifiedTotal: z.number().int(),
 });
 
 export const WorkerStatusOutput = z.object({
-  worker: WorkerEntry,
+  worker: WorkerDetail,
   source: z.enum(["worker", "heartbeat"]).describe("worker: asked just now; heartbeat: the last heartbeat's summary"),
   stale: z.boolean(),
   staleReason: z.string().nullable(),
-  status: FullStatus.nullable(),
-  metrics: MetricsSummary.nullable(),
-  metricsAgeMs: z.number().nullable(),
+  status: FullStatus.nullable().describe("reported by the worker"),
+  metrics: MetricsSummary.nullable().describe("reported by the worker"),
+  metricsAgeMs: z.number().nullable().describe("observed"),
+  omitted,
 });
 
 export const StatusEntry = z.object({
-  id: z.string(),
-  hostname: z.string(),
+  id: ids,
+  hostname: z.string().describe("reported"),
   state: StateEnum,
-  reasons: z.array(ReasonOut),
+  reasons: z.array(ReasonOut).describe("observed"),
   connected: z.boolean(),
-  lastHeartbeatAgeMs: z.number().nullable(),
-  metrics: MetricsSummary.nullable(),
-  status: FullStatus.nullable(),
+  lastHeartbeatAgeMs: heartbeatAge,
+  metrics: MetricsSummary.nullable().describe("reported"),
+  status: FullStatus.nullable().describe("reported"),
   error: z.string().nullable(),
+  omitted,
 });
 export type StatusEntry = z.infer<typeof StatusEntry>;
 
 export const AllStatusOutput = z.object({
-  counts: Counts,
+  counts: Counts.describe("matching workers by state"),
   workers: z.array(StatusEntry),
-  nextCursor: z.string().nullable(),
+  nextCursor: cursorOut,
 });
 
 export const PressureEntry = z.object({
   id: z.string(),
   state: StateEnum,
-  score: z.number().describe("the highest of CPU, memory and fullest-disk use, percent"),
+  score: z.number().describe("reported: the highest of CPU, memory and fullest-disk use, percent"),
   cpu: z.number().nullable(),
   mem: z.number().nullable(),
   disk: z.object({ mount: z.string(), used: z.number() }).nullable(),
@@ -103,10 +140,14 @@ export const PressureEntry = z.object({
 export const FleetSummaryOutput = z.object({
   counts: Counts,
   connected: z.number().int(),
-  totalCores: z.number().int(),
-  totalMemoryBytes: z.number(),
+  totalCores: z.number().int().describe("reported, summed"),
+  totalMemoryBytes: z.number().describe("reported, summed"),
   underPressure: z.array(PressureEntry),
   recentTransitions: z.array(EventOut),
 });
 
-export const EventsOutput = z.object({ events: z.array(EventOut), hasMore: z.boolean() });
+export const EventsOutput = z.object({
+  total: z.number().int().describe("events matching the filter, over all pages"),
+  events: z.array(EventOut).describe("oldest first within the page"),
+  nextCursor: z.string().nullable().describe("pass back as cursor for the page of older events; null when none"),
+});

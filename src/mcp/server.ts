@@ -10,7 +10,10 @@ import { registerTools, type ToolOptions } from "./tools.js";
 const INSTRUCTIONS = `mcp-fleet reports on a fleet of worker hosts that keep a live, mutually authenticated connection to this manager.
 Start with get_fleet_summary or list_workers; use get_worker_status for one host's full detail (asked from the host now),
 and get_worker_events for what changed and when. States: healthy; degraded (up, with warnings listed as reasons);
-unhealthy (lost without saying goodbye, or its heartbeats stopped); offline (stopped cleanly).`;
+unhealthy (lost without saying goodbye, or its heartbeats stopped); offline (stopped cleanly).
+Lists come a page at a time: pass nextCursor back as cursor, with the same filters, until it is null.
+The manager observed the ids (from verified certificates), states, reasons, ages and connections itself; host names,
+labels, versions, platforms, metrics and statuses are what each worker reports of itself, unverified.`;
 
 export interface FleetMcp {
   server: McpServer;

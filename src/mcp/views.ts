@@ -1,25 +1,71 @@
 import { parseDuration } from "../config/duration.js";
-import type { HealthState } from "../core/health.js";
+import type { HealthState, Reason } from "../core/health.js";
 import type { HealthEvent, WorkerView } from "../core/registry.js";
 import { MAX_PEERS_PER_ROLE, type Peer } from "../discovery/browser.js";
-import type { Counts, EventOut, UnverifiedEntry, WorkerEntry } from "./schemas.js";
+import type { Labels } from "../protocol/messages.js";
+import { CAPS, clip } from "./answer-budget.js";
+import type { Counts, EventOut, StatusEntry, UnverifiedEntry, WorkerDetail, WorkerRow } from "./schemas.js";
+import { capMetrics } from "./status-view.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export function workerEntry(v: WorkerView): WorkerEntry {
+const reasonOut = (r: Reason) => ({ code: r.code, message: clip(r.message, CAPS.reasonMessage) });
+
+/** Labels sorted by key, each key and value capped, at most `max` of them; `more` counts the rest. */
+function cappedLabels(labels: Labels, max: number): { labels: Record<string, string>; more: number } {
+  const keys = Object.keys(labels).sort();
+  const out: Record<string, string> = {};
+  for (const k of keys.slice(0, max)) out[clip(k, CAPS.labelText)] = clip(labels[k]!, CAPS.labelText);
+  return { labels: out, more: Math.max(0, keys.length - max) };
+}
+
+/** list_workers' compact row: state, reason codes, heartbeat age and labels; everything else is in the detail. */
+export function workerRow(v: WorkerView): WorkerRow {
+  const { labels, more } = cappedLabels(v.labels, CAPS.rowLabels);
   return {
     id: v.id,
-    hostname: v.hostname,
     state: v.state,
-    reasons: v.reasons.map((r) => ({ code: r.code, message: r.message })),
+    reasons: v.reasons.map((r) => r.code),
+    connected: v.connected,
+    lastHeartbeatAgeMs: v.lastHeartbeatAgeMs,
+    labels,
+    ...(more > 0 ? { moreLabels: more } : {}),
+  };
+}
+
+/** One worker in full: what the manager observed, and apart from it what the worker reported of itself. */
+export function workerDetail(v: WorkerView): WorkerDetail {
+  return {
+    id: v.id,
+    state: v.state,
+    reasons: v.reasons.map(reasonOut),
     connected: v.connected,
     lastHeartbeatAgeMs: v.lastHeartbeatAgeMs,
     connectedSince: iso(v.connectedSince),
     firstSeen: iso(v.firstSeen)!,
     lastSeen: iso(v.lastSeen)!,
-    agentVersion: v.agentVersion,
-    labels: { ...v.labels },
     addresses: v.address ? [v.address] : [],
+    reported: {
+      hostname: clip(v.hostname, CAPS.hostname),
+      agentVersion: clip(v.agentVersion, CAPS.text),
+      labels: cappedLabels(v.labels, 64).labels,
+      platform: { os: clip(v.platform.os, CAPS.text), arch: clip(v.platform.arch, CAPS.text), release: clip(v.platform.release, CAPS.text) },
+    },
+  };
+}
+
+/** get_all_workers_status's entry before any worker is asked: the last heartbeat's summary. */
+export function statusEntry(v: WorkerView): StatusEntry {
+  return {
+    id: v.id,
+    hostname: clip(v.hostname, CAPS.hostname),
+    state: v.state,
+    reasons: v.reasons.map(reasonOut),
+    connected: v.connected,
+    lastHeartbeatAgeMs: v.lastHeartbeatAgeMs,
+    metrics: capMetrics(v.metrics),
+    status: null,
+    error: null,
   };
 }
 
@@ -30,7 +76,7 @@ export function eventOut(e: HealthEvent): EventOut {
     worker: e.worker,
     from: e.from,
     to: e.to,
-    reasons: e.reasons.map((r) => ({ code: r.code, message: r.message })),
+    reasons: e.reasons.map(reasonOut),
   };
 }
 
@@ -55,41 +101,52 @@ export function filterWorkers(views: WorkerView[], f: { state?: HealthState; lab
 // Problems first: what needs attention leads the list; offline is expected, so it comes last.
 const RANK: Record<HealthState, number> = { unhealthy: 0, degraded: 1, healthy: 2, offline: 3 };
 
-const sortKey = (v: WorkerView) => `${RANK[v.state]}:${v.id}`;
+/** Where an entry sits in problem-first order: its state's rank, then its id. */
+interface SortKey {
+  rank: number;
+  id: string;
+}
+
+const keyOf = (v: WorkerView): SortKey => ({ rank: RANK[v.state], id: v.id });
+const compareKeys = (a: SortKey, b: SortKey) => a.rank - b.rank || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 export function problemsFirst(views: WorkerView[]): WorkerView[] {
-  return [...views].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
+  // Keyed once: at 10,000 workers a key built in every comparison was most of a list_workers call.
+  const keyed = views.map((v) => ({ key: keyOf(v), v }));
+  keyed.sort((a, b) => compareKeys(a.key, b.key));
+  return keyed.map((k) => k.v);
 }
 
 /**
- * One page of `views` in problem-first order. The cursor names the last entry returned, not an offset, so a
- * worker that joins between two calls does not shift the next page onto entries already seen.
+ * One page of `views` in problem-first order, and whether more follow it. The cursor names the last entry
+ * returned, not an offset, so a worker that joins between two calls does not shift the next page onto entries
+ * already seen. A caller that returns fewer than the page (to stay within the answer budget) makes its cursor
+ * with `cursorAfter` from the last entry it kept.
  */
 export function page(
   views: WorkerView[],
   limit: number,
   cursor: string | undefined,
-): { items: WorkerView[]; nextCursor: string | null } | { error: string } {
+): { items: WorkerView[]; more: boolean } | { error: string } {
   const sorted = problemsFirst(views);
   let start = 0;
   if (cursor !== undefined) {
     const after = decodeCursor(cursor);
     if (after === null) return { error: `cursor "${cursor}" is not one this server issued; omit it to start from the first page` };
-    start = sorted.findIndex((v) => sortKey(v) > after);
+    start = sorted.findIndex((v) => compareKeys(keyOf(v), after) > 0);
     if (start < 0) start = sorted.length;
   }
-  const items = sorted.slice(start, start + limit);
-  const more = start + limit < sorted.length;
-  return { items, nextCursor: more && items.length > 0 ? encodeCursor(sortKey(items.at(-1)!)) : null };
+  return { items: sorted.slice(start, start + limit), more: start + limit < sorted.length };
 }
 
-function encodeCursor(key: string): string {
-  return Buffer.from(`v1:${key}`).toString("base64url");
+/** The cursor of the page that follows `v`. */
+export function cursorAfter(v: WorkerView): string {
+  return Buffer.from(`v1:${RANK[v.state]}:${v.id}`).toString("base64url");
 }
 
-function decodeCursor(cursor: string): string | null {
-  const text = Buffer.from(cursor, "base64url").toString("utf8");
-  return /^v1:[0-3]:[a-z0-9-]+$/.test(text) ? text.slice(3) : null;
+function decodeCursor(cursor: string): SortKey | null {
+  const m = /^v1:([0-3]):([a-z0-9-]{1,63})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
+  return m ? { rank: Number(m[1]), id: m[2]! } : null;
 }
 
 /** The highest of CPU, memory and fullest-disk use: the resource closest to running out. */
@@ -170,4 +227,21 @@ export function unverifiedAnnouncements(
       };
     })
     .sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/**
+ * The unverified announcements list_workers shows: this fleet's first (a refused certificate is what an operator
+ * looks for), then the most recently heard, at most CAPS.unverified, each with its announcer's strings capped.
+ */
+export function shownUnverified(entries: UnverifiedEntry[]): { unverified: UnverifiedEntry[]; unverifiedTotal: number } {
+  const ordered = [...entries].sort((a, b) => (a.fleet === b.fleet ? a.lastHeardAgeMs - b.lastHeardAgeMs : a.fleet === "this" ? -1 : 1));
+  return {
+    unverified: ordered.slice(0, CAPS.unverified).map((u) => ({
+      ...u,
+      id: clip(u.id, CAPS.labelText),
+      hostname: clip(u.hostname, CAPS.hostname),
+      addresses: u.addresses.slice(0, CAPS.addresses).map((a) => clip(a, 64)),
+    })),
+    unverifiedTotal: entries.length,
+  };
 }

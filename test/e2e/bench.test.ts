@@ -50,6 +50,8 @@ describe("npm run bench (small)", () => {
           stormResumed: { sessions: number; resumed: number; handshakes: number; seconds: number; simulatorsCpuS: number };
           stormFull: { sessions: number; resumed: number; handshakes: number };
           allStatus: { p50: number };
+          listWorkers: { p50: number };
+          answers: Record<string, { chars: number; tokens: number }>;
         };
       }>;
     };
@@ -80,5 +82,12 @@ describe("npm run bench (small)", () => {
     assert.ok(r.manager.stealS >= 0 && r.manager.detectionStealS >= 0, "the hypervisor's share is read from /proc/stat");
     assert.match(stdout, /\| … fastest storm this machine allows[^|]*\| \d+\.\d s, \d+\.\d s \|/, "the bare storms' floor is in the table");
     assert.match(stdout, /\| CPU taken by the hypervisor \(steal\)[^|]*\| \d+\.\d \/ \d+\.\d \/ \d+\.\d, \d+\.\d s \|/);
+    assert.ok(r.manager.listWorkers.p50 > 0);
+    assert.match(stdout, /\| `list_workers` \(default limit 100\) p50 \/ p99 \| [\d.]+ ms \/ [\d.]+ ms \(10 calls\) \| p50 ≤ 50 ms \|/);
+    for (const tool of ["list_workers", "get_worker_status", "get_all_workers_status", "get_fleet_summary", "get_worker_events"]) {
+      const size = r.manager.answers[tool];
+      assert.ok(size && size.chars > 100 && size.chars < 50_000 && size.tokens === Math.ceil(size.chars / 4), `${tool}: ${JSON.stringify(size)}`);
+      assert.match(stdout, new RegExp(`\\| \`${tool}\` answer, default arguments \\| ${size.chars.toLocaleString("en")} chars \\(~[\\d,]+ tokens\\) \\| < 50,000 chars \\|`));
+    }
   });
 });

@@ -32,19 +32,49 @@ describe("the manager over MCP (SDK Client over stdio, real workers)", () => {
     }
   });
 
-  it("list_workers shows the three workers healthy, with ages, versions, labels and addresses", async () => {
-    const { workers: list, total } = await mcp.ok<{ workers: Array<Worker & Record<string, unknown>>; total: number }>("list_workers");
-    assert.equal(total, 3);
-    for (const w of list) {
+  it("the whole tools/list stays under 32 KB", async () => {
+    const listed = await mcp.client.listTools();
+    const size = JSON.stringify(listed).length;
+    assert.ok(size < 32 * 1024, `tools/list is ${size} characters`);
+  });
+
+  it("list_workers shows the three workers healthy in compact rows, with counts by state", async () => {
+    const r = await mcp.ok<{ workers: Array<Record<string, unknown>>; total: number; counts: Record<string, number>; fleet: Record<string, number>; nextCursor: string | null }>("list_workers");
+    assert.equal(r.total, 3);
+    assert.deepEqual(r.counts, { healthy: 3, degraded: 0, unhealthy: 0, offline: 0, total: 3 });
+    assert.deepEqual(r.fleet, r.counts);
+    assert.equal(r.nextCursor, null);
+    for (const w of r.workers) {
+      assert.deepEqual(Object.keys(w), ["id", "state", "reasons", "connected", "lastHeartbeatAgeMs", "labels"]);
       assert.equal(w.state, "healthy");
       assert.equal(w.connected, true);
       assert.ok((w.lastHeartbeatAgeMs as number) < 3000);
-      assert.equal(w.agentVersion, "0.1.0");
-      assert.deepEqual(w.addresses, ["127.0.0.1"]);
-      assert.ok(Date.parse(w.connectedSince as string) > 0);
     }
-    const filtered = await mcp.ok<{ total: number }>("list_workers", { state: "unhealthy" });
-    assert.equal(filtered.total, 0);
+    const filtered = await mcp.ok<{ total: number; counts: { total: number }; fleet: { healthy: number } }>("list_workers", { state: "unhealthy" });
+    assert.deepEqual([filtered.total, filtered.counts.total, filtered.fleet.healthy], [0, 0, 3], "counts of the matching workers and of the whole fleet");
+  });
+
+  it("list_workers pages with limit and cursor", async () => {
+    const first = await mcp.ok<{ workers: Worker[]; nextCursor: string | null; total: number }>("list_workers", { limit: 2 });
+    assert.deepEqual([first.workers.length, first.total], [2, 3]);
+    assert.ok(first.nextCursor);
+    const second = await mcp.ok<{ workers: Worker[]; nextCursor: string | null }>("list_workers", { limit: 2, cursor: first.nextCursor });
+    assert.deepEqual([...first.workers, ...second.workers].map((w) => w.id).sort(), ["m1", "m2", "m3"]);
+    assert.equal(second.nextCursor, null);
+  });
+
+  it("get_worker_status {fresh: false}: the manager's observations, and the worker's own claims under reported", async () => {
+    const r = await mcp.ok<{ source: string; worker: Record<string, unknown> & { reported: Record<string, unknown> } }>("get_worker_status", { worker_id: "m1", fresh: false });
+    assert.equal(r.source, "heartbeat");
+    assert.deepEqual(r.worker.addresses, ["127.0.0.1"]);
+    assert.ok(Date.parse(r.worker.connectedSince as string) > 0);
+    assert.equal(r.worker.reported.agentVersion, "0.1.0");
+    assert.equal(typeof r.worker.reported.hostname, "string");
+    assert.deepEqual(Object.keys(r.worker.reported), ["hostname", "agentVersion", "labels", "platform"]);
+    const { tools } = await mcp.client.listTools();
+    for (const t of tools.filter((x) => x.name !== "get_worker_events")) {
+      assert.match(t.description ?? "", /[Rr]eported by the worker|summed from what the workers report/, `${t.name} says which fields are the worker's claims`);
+    }
   });
 
   it("get_worker_status asks the worker now: CPU, memory, filesystems and OS", async () => {
@@ -91,7 +121,7 @@ describe("the manager over MCP (SDK Client over stdio, real workers)", () => {
   it("invalid input and an unknown worker_id are isError results that say what was wrong; the next call works", async () => {
     const bad = await mcp.call("get_all_workers_status", { limit: -1 });
     assert.equal(bad.isError, true);
-    assert.match((bad.content[0] as { text: string }).text, /limit must be between 1 and 1000/);
+    assert.match((bad.content[0] as { text: string }).text, /limit must be between 1 and 500/);
 
     const unknown = await mcp.call("get_worker_status", { worker_id: "m4" });
     assert.equal(unknown.isError, true);
@@ -159,9 +189,9 @@ describe("the manager over MCP (SDK Client over stdio, real workers)", () => {
     const updatesBefore = mcp.updated.length;
     workers.get("m2")!.kill("SIGKILL");
     await mcp.waitForWorker("m2", (w) => w.state === "unhealthy", 2000);
-    const { workers: list } = await mcp.ok<{ workers: Worker[] }>("list_workers");
+    const { workers: list } = await mcp.ok<{ workers: Array<{ id: string; reasons: string[] }> }>("list_workers");
     assert.equal(list[0]!.id, "m2", "problem workers first");
-    assert.equal(list[0]!.reasons[0]!.code, "connection_lost");
+    assert.deepEqual(list[0]!.reasons, ["connection_lost"], "reason codes; the messages are in get_worker_status");
 
     await sleep(600); // the coalescing window is 250 ms
     const warnings = mcp.logging.slice(loggingBefore).filter((l) => (l.data as { worker?: string }).worker === "m2");
@@ -188,6 +218,19 @@ describe("the manager over MCP (SDK Client over stdio, real workers)", () => {
     assert.deepEqual(ev.events.map((e) => [e.from, e.to]), [[null, "healthy"], ["healthy", "unhealthy"]]);
     const badSince = await mcp.call("get_worker_events", { since: "yesterday-ish" });
     assert.equal(badSince.isError, true);
+
+    // Paged from the newest back: the pages together are the whole history, each oldest first.
+    type Events = { events: Array<{ seq: number }>; nextCursor: string | null; total: number };
+    const all = await mcp.ok<Events>("get_worker_events", { limit: 500 });
+    assert.ok(all.total >= 4 && all.events.length === all.total && all.nextCursor === null);
+    const seen: number[][] = [];
+    let cursor: string | null | undefined;
+    do {
+      const p: Events = await mcp.ok<Events>("get_worker_events", { limit: 2, ...(cursor ? { cursor } : {}) });
+      seen.unshift(p.events.map((e) => e.seq));
+      cursor = p.nextCursor;
+    } while (cursor);
+    assert.deepEqual(seen.flat(), all.events.map((e) => e.seq));
   });
 
   it("get_worker_status for a lost worker returns its last heartbeat, marked stale, with the reason", async () => {

@@ -5,7 +5,8 @@ import { after, before, describe, it } from "node:test";
 import { startWorker, useCerts } from "../helpers/fleet.js";
 import { McpManager } from "../helpers/mcp-client.js";
 
-type Worker = { id: string; state: string; connected: boolean; reasons: Array<{ code: string; message: string }>; firstSeen: string };
+type Worker = { id: string; state: string; connected: boolean; reasons: string[] };
+type Detail = { worker: { firstSeen: string; reasons: Array<{ code: string; message: string }> } };
 
 describe("nothing learned is lost on a manager restart", () => {
   const fx = useCerts("persist", ["stays", "dies", "leaves"], { before, after });
@@ -22,6 +23,9 @@ describe("nothing learned is lost on a manager restart", () => {
     leaves.kill("SIGTERM");
     await first.waitForWorker("leaves", (w) => w.state === "offline", 2000);
     const before = await first.ok<{ workers: Worker[] }>("list_workers");
+    const firstSeen = async (m: McpManager, id: string) => (await m.ok<Detail>("get_worker_status", { worker_id: id, fresh: false })).worker.firstSeen;
+    const firstSeenBefore = new Map<string, string>();
+    for (const w of before.workers) firstSeenBefore.set(w.id, await firstSeen(first, w.id));
     const eventsBefore = await first.ok<{ events: Array<{ seq: number }> }>("get_worker_events");
     await first.close();
     assert.equal((await first.exited).code, 0);
@@ -36,7 +40,7 @@ describe("nothing learned is lost on a manager restart", () => {
     const restored = await second.ok<{ workers: Worker[] }>("list_workers");
     assert.deepEqual(restored.workers.map((w) => w.id).sort(), ["dies", "leaves", "stays"]);
     for (const w of before.workers) {
-      assert.equal(restored.workers.find((r) => r.id === w.id)!.firstSeen, w.firstSeen, `${w.id} first seen kept`);
+      assert.equal(await firstSeen(second, w.id), firstSeenBefore.get(w.id), `${w.id} first seen kept`);
     }
     const history = await second.ok<{ events: Array<{ seq: number }> }>("get_worker_events");
     assert.deepEqual(
@@ -51,7 +55,9 @@ describe("nothing learned is lost on a manager restart", () => {
     const judged = await second.ok<{ workers: Worker[] }>("list_workers");
     const byId = new Map(judged.workers.map((w) => [w.id, w]));
     assert.equal(byId.get("dies")!.state, "unhealthy");
-    assert.equal(byId.get("dies")!.reasons[0]!.message, "not seen since manager start");
+    assert.deepEqual(byId.get("dies")!.reasons, ["not_seen_since_start"]);
+    const diesDetail = await second.ok<Detail>("get_worker_status", { worker_id: "dies", fresh: false });
+    assert.equal(diesDetail.worker.reasons[0]!.message, "not seen since manager start");
     assert.equal(byId.get("leaves")!.state, "offline", "its last word was goodbye");
     assert.equal(byId.get("stays")!.state, "healthy");
     const staysEvents = await second.ok<{ events: Array<{ to: string }> }>("get_worker_events", { worker_id: "stays" });

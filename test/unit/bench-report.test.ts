@@ -12,19 +12,29 @@ describe("the bench's storm floor", () => {
     assert.equal(stormFloorS(bareStorm(8, 12), 4), 8);
   });
 
-  it("says in the table which storm target the bare transport cannot reach at the target size", () => {
-    const steady = { windowAt: 0, cpuPerHeartbeatUs: 80, partsUs: [], rss: 1e9, heartbeats: 1, cpuPercent: 10, threadsUsPerHeartbeat: {}, stealS: 0 };
-    const storm = { seconds: 25, curve: {}, managerCpuS: 20, simulatorsCpuS: 20, stealS: 0, failures: {}, warnings: {}, resumed: 0, handshakes: 10_000, sessions: 10_000, healthy: 10_000 };
-    const result = {
+  const steady = { windowAt: 0, cpuPerHeartbeatUs: 80, partsUs: [], rss: 1e9, heartbeats: 1, cpuPercent: 10, threadsUsPerHeartbeat: {}, stealS: 0 };
+  const storm = { seconds: 25, curve: {}, managerCpuS: 20, simulatorsCpuS: 20, stealS: 0, failures: {}, warnings: {}, resumed: 0, handshakes: 10_000, sessions: 10_000, healthy: 10_000 };
+  const result = (answers: Record<string, { chars: number; tokens: number }>, listP50 = 1) =>
+    ({
       n: 10_000,
       baseline: { ...steady, idleRss: 1e8, rssPerWorker: 57_000, openMs: 1, stormResumed: bareStorm(8, 11), stormFull: bareStorm(19.2, 22.3) },
       manager: {
         ...steady, idleRss: 1e8, rssPerWorker: 63_000, rssAfterStorms: 1e9, openMs: 1, intervalMs: 5000, boundMs: 15_000, paces: [],
-        listWorkers: { calls: 1, p50: 1, p99: 1, bytes: 1 }, allStatus: { calls: 1, p50: 1, p99: 1, bytes: 1 },
+        listWorkers: { calls: 1, p50: listP50, p99: 1, bytes: 1 }, allStatus: { calls: 1, p50: 1, p99: 1, bytes: 1 }, answers,
         killedMs: [1], killedStealMs: [0], frozenMs: [15_100], detectionStealS: 0, stormResumed: storm, stormFull: storm,
       },
-    } as SizeResult;
-    const table = renderTable([result], { cpu: "test", cores: 2, memoryGiB: 1, kernel: "k", node: "v20", openssl: "3", openFileLimit: { hard: 20_000 } });
+    }) as SizeResult;
+  const machine = { cpu: "test", cores: 2, memoryGiB: 1, kernel: "k", node: "v20", openssl: "3", openFileLimit: { hard: 20_000 } };
+
+  it("says in the table which storm target the bare transport cannot reach at the target size", () => {
+    const table = renderTable([result({})], machine);
     assert.match(table, /\| … fastest storm this machine allows[^|]*\| 9\.5 s, 20\.8 s \| ≤ 20 s \| the full-handshake storm is not within reach of the bare transport here \|/);
+  });
+
+  it("has a row per tool for its answer's size, judged against the budget, and list_workers' p50 against its target", () => {
+    const table = renderTable([result({ list_workers: { chars: 14_068, tokens: 3517 }, get_all_workers_status: { chars: 50_312, tokens: 12_578 } }, 61)], machine);
+    assert.match(table, /\| `list_workers` answer, default arguments \| 14,068 chars \(~3,517 tokens\) \| < 50,000 chars \| met \|/);
+    assert.match(table, /\| `get_all_workers_status` answer, default arguments \| 50,312 chars \(~12,578 tokens\) \| < 50,000 chars \| \*\*missed\*\* by 312 chars \|/);
+    assert.match(table, /\| `list_workers` \(default limit 100\) p50 \/ p99 \| 61 ms \/ 1\.0 ms \(1 calls\) \| p50 ≤ 50 ms \| \*\*missed\*\* by 11 ms \(22%\) \|/);
   });
 });

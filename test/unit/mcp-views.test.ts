@@ -8,7 +8,24 @@ import type { HealthState } from "../../src/core/health.js";
 import type { WorkerView } from "../../src/core/registry.js";
 import { loadState, saveState } from "../../src/manager/state-file.js";
 import { describeTransition } from "../../src/mcp/notifications.js";
-import { closestIds, countStates, filterWorkers, page, parseSince, pressureScore, unknownWorkerMessage } from "../../src/mcp/views.js";
+import { z } from "zod";
+import { isFleetError } from "../../src/errors.js";
+import { ANSWER_MAX_CHARS, clip, fitRows } from "../../src/mcp/answer-budget.js";
+import { answer, pageAnswer } from "../../src/mcp/tool-kit.js";
+import { eventCursorBefore, eventPage } from "../../src/mcp/event-pages.js";
+import {
+  closestIds,
+  countStates,
+  cursorAfter,
+  filterWorkers,
+  page,
+  parseSince,
+  pressureScore,
+  shownUnverified,
+  unknownWorkerMessage,
+  workerDetail,
+  workerRow,
+} from "../../src/mcp/views.js";
 import { EMPTY_METRICS } from "../../src/protocol/metrics.js";
 
 function view(id: string, state: HealthState, extra: Partial<WorkerView> = {}): WorkerView {
@@ -45,15 +62,93 @@ describe("MCP views", () => {
     const p1 = page(fleet, 2, undefined);
     assert.ok(!("error" in p1));
     assert.deepEqual(p1.items.map((v) => v.id), ["web-01", "db-01"]);
+    assert.equal(p1.more, true);
     const grown = [...fleet, view("aaa", "unhealthy")]; // sorts before everything already seen
-    const p2 = page(grown, 2, p1.nextCursor!);
+    const p2 = page(grown, 2, cursorAfter(p1.items.at(-1)!));
     assert.ok(!("error" in p2));
     assert.deepEqual(p2.items.map((v) => v.id), ["web-02", "web-03"]);
-    const p3 = page(grown, 2, p2.nextCursor!);
+    const p3 = page(grown, 2, cursorAfter(p2.items.at(-1)!));
     assert.ok(!("error" in p3));
     assert.deepEqual(p3.items.map((v) => v.id), ["old"]);
-    assert.equal(p3.nextCursor, null);
+    assert.equal(p3.more, false);
     assert.ok("error" in page(fleet, 2, "garbage"));
+    assert.ok("error" in page(fleet, 2, Buffer.from("v1:9:x").toString("base64url")), "a rank outside the four states");
+  });
+
+  it("a list row is compact: reason codes, capped labels, nothing the worker wrote beyond its labels", () => {
+    const labels = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${String(i).padStart(2, "0")}`, "v".repeat(256)]));
+    const row = workerRow(view("w", "degraded", { labels, reasons: [{ code: "memory_pressure", message: "memory pressure: 97% used" }], hostname: "h".repeat(253) }));
+    assert.deepEqual(Object.keys(row), ["id", "state", "reasons", "connected", "lastHeartbeatAgeMs", "labels", "moreLabels"]);
+    assert.deepEqual(row.reasons, ["memory_pressure"]);
+    assert.equal(Object.keys(row.labels).length, 16);
+    assert.equal(row.moreLabels, 4);
+    assert.ok(Object.values(row.labels).every((v) => v.length === 63 && v.endsWith("…")));
+    assert.equal("moreLabels" in workerRow(view("w", "healthy", { labels: { a: "b" } })), false);
+  });
+
+  it("the detail keeps the worker's claims apart under reported", () => {
+    const d = workerDetail(view("w", "healthy", { hostname: "host-1", labels: { role: "db" }, address: "10.0.0.5" }));
+    assert.deepEqual(d.reported, { hostname: "host-1", agentVersion: "1", labels: { role: "db" }, platform: { os: "linux", arch: "x64", release: "6" } });
+    assert.deepEqual(d.addresses, ["10.0.0.5"]);
+    assert.equal("hostname" in d, false);
+  });
+
+  it("fits a page to the budget exactly, keeping the first row whatever it costs", () => {
+    const rows = Array.from({ length: 10 }, (_, i) => ({ i, pad: "x".repeat(90) }));
+    const one = JSON.stringify(rows[0]).length; // 108 characters, and 1 for each comma
+    assert.deepEqual(fitRows(rows, 2, 2 + 3 * one + 2), { rows: rows.slice(0, 3), cut: true });
+    assert.equal(JSON.stringify(rows.slice(0, 3)).length, 2 + 3 * one + 2, "the measure is the real JSON's length");
+    assert.deepEqual(fitRows(rows, 2, 2 + 3 * one + 1).rows.length, 2);
+    assert.deepEqual(fitRows(rows, 2, 10).rows.length, 1);
+    assert.equal(fitRows(rows, 2, 1e6).cut, false);
+    assert.equal(clip("abcdef", 4), "abc…");
+    assert.equal(clip("abc", 4), "abc");
+  });
+
+  it("a page ends before the row that would pass the budget, with a cursor after the last row kept", () => {
+    const schema = z.object({ rows: z.array(z.string()), nextCursor: z.string().nullable() });
+    const parts = (rows: string[], more: boolean) => ({
+      rows,
+      more,
+      shown: (r: string) => r,
+      build: (kept: string[], nextCursor: string | null) => ({ rows: kept, nextCursor }),
+      cursorAfter: (r: string) => `after-${r.slice(0, 1)}`,
+    });
+    const big = ["a", "b", "c", "d"].map((c) => c.repeat(20_000));
+    const cut = pageAnswer("t", schema, parts(big, false));
+    const out = cut.structuredContent as { rows: string[]; nextCursor: string };
+    assert.deepEqual([out.rows.length, out.nextCursor], [2, "after-b"]);
+    assert.ok((cut.content[0] as { text: string }).text.length <= ANSWER_MAX_CHARS);
+    const whole = pageAnswer("t", schema, parts(["x", "y"], false)).structuredContent as { nextCursor: string | null };
+    assert.equal(whole.nextCursor, null, "the last page has no cursor");
+    const more = pageAnswer("t", schema, parts(["x", "y"], true)).structuredContent as { nextCursor: string | null };
+    assert.equal(more.nextCursor, "after-y");
+    assert.throws(() => answer("t", z.object({ s: z.string() }), { s: "x".repeat(ANSWER_MAX_CHARS) }), (err: unknown) => isFleetError(err, "E_ANSWER_TOO_LARGE"));
+  });
+
+  it("pages events from the newest back, with a cursor that holds while new events arrive", () => {
+    const ev = (seq: number) => ({ seq, at: seq, worker: "w", from: null, to: "healthy" as const, reasons: [] });
+    const events = Array.from({ length: 7 }, (_, i) => ev(i + 1));
+    const p1 = eventPage(events, 3, undefined);
+    assert.ok(!("error" in p1));
+    assert.deepEqual(p1.items.map((e) => e.seq), [5, 6, 7]);
+    const p2 = eventPage([...events, ev(8), ev(9)], 3, eventCursorBefore(p1.items[0]!));
+    assert.ok(!("error" in p2));
+    assert.deepEqual([p2.items.map((e) => e.seq), p2.more], [[2, 3, 4], true]);
+    const p3 = eventPage(events, 3, eventCursorBefore(p2.items[0]!));
+    assert.ok(!("error" in p3));
+    assert.deepEqual([p3.items.map((e) => e.seq), p3.more], [[1], false]);
+    assert.ok("error" in eventPage(events, 3, "nonsense"));
+  });
+
+  it("shows this fleet's unverified announcements first, newest first, capped", () => {
+    const u = (id: string, fleet: "this" | "other", age: number) => ({ id, hostname: `${id}.local`, addresses: ["a", "b", "c", "d", "e"], fleet, lastHeardAgeMs: age, hint: "h" });
+    const entries = [u("o1", "other", 1), u("t1", "this", 50), u("t2", "this", 5), ...Array.from({ length: 30 }, (_, i) => u(`x${i}`, "other", 100 + i))];
+    const shown = shownUnverified(entries);
+    assert.equal(shown.unverifiedTotal, 33);
+    assert.equal(shown.unverified.length, 20);
+    assert.deepEqual(shown.unverified.slice(0, 3).map((x) => x.id), ["t2", "t1", "o1"]);
+    assert.equal(shown.unverified[0]!.addresses.length, 4);
   });
 
   it("filters by state and by label (key=value or key)", () => {
