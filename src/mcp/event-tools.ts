@@ -1,7 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { Manager } from "../manager/manager.js";
-import { eventCursorBefore, eventPage, readHistory } from "./event-pages.js";
+import { decodeEventCursor, eventCursorBefore } from "./event-pages.js";
 import { EventsOutput } from "./schemas.js";
 import { cursorArg, limitArg, pageAnswer, readOnly, toolError, workerId } from "./tool-kit.js";
 import { eventOut, parseSince, unknownWorkerMessage } from "./views.js";
@@ -32,21 +32,22 @@ export function registerWorkerEvents(server: McpServer, manager: Manager): void 
       if (worker_id !== undefined && !registry.get(worker_id)) {
         return toolError(unknownWorkerMessage(worker_id, registry.list().map((v) => v.id).sort()));
       }
-      let events = readHistory(registry, { worker: worker_id });
+      let from: number | undefined;
       if (since !== undefined) {
-        const from = parseSince(since, Date.now());
-        if (typeof from === "string") return toolError(from);
-        events = events.filter((e) => e.at >= from);
+        const t = parseSince(since, Date.now());
+        if (typeof t === "string") return toolError(t);
+        from = t;
       }
-      const paged = eventPage(events, limit ?? EVENTS_DEFAULT_LIMIT, cursor);
-      if ("error" in paged) return toolError(paged.error);
+      const before = cursor === undefined ? undefined : decodeEventCursor(cursor);
+      if (before === null) return toolError(`cursor "${cursor}" is not one this server issued; omit it to start from the newest events`);
+      const paged = registry.eventPage({ worker: worker_id, since: from, beforeSeq: before, limit: limit ?? EVENTS_DEFAULT_LIMIT });
       // Newest first, so that the budget, if it cuts, cuts the oldest; the page itself reads oldest first.
-      const rows = paged.items.map((e) => ({ e, out: eventOut(e) })).reverse();
+      const rows = paged.events.map((e) => ({ e, out: eventOut(e) })).reverse();
       return pageAnswer("get_worker_events", EventsOutput, {
         rows,
-        more: paged.more,
+        more: paged.hasMore,
         shown: (r) => r.out,
-        build: (kept, nextCursor) => ({ total: events.length, events: kept.map((r) => r.out).reverse(), nextCursor }),
+        build: (kept, nextCursor) => ({ events: kept.map((r) => r.out).reverse(), nextCursor }),
         cursorAfter: (r) => eventCursorBefore(r.e),
       });
     },

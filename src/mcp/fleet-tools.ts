@@ -6,7 +6,6 @@ import type { WorkerView } from "../core/registry.js";
 import { errorMessage } from "../errors.js";
 import type { Manager } from "../manager/manager.js";
 import { CAPS, clip } from "./answer-budget.js";
-import { readHistory } from "./event-pages.js";
 import { AllStatusOutput, FleetSummaryOutput, type StatusEntry } from "./schemas.js";
 import { capStatus, PAGE_CAPS } from "./status-view.js";
 import { answer, cursorArg, PROVENANCE, type ToolOptions, labelFilter, limitArg, pageAnswer, readOnly, stateFilter, toolError } from "./tool-kit.js";
@@ -148,7 +147,7 @@ export function registerFleetSummary(server: McpServer, manager: Manager): void 
           mem: v.metrics?.mem ?? null,
           disk: v.metrics?.disk ? { mount: clip(v.metrics.disk.mount, CAPS.text), used: v.metrics.disk.used } : null,
         })),
-        recentTransitions: readHistory(registry, { limit: TRANSITIONS_SHOWN }).map(eventOut),
+        recentTransitions: registry.events({ limit: TRANSITIONS_SHOWN }).map(eventOut),
       });
     },
   );

@@ -147,7 +147,6 @@ export const FleetSummaryOutput = z.object({
 });
 
 export const EventsOutput = z.object({
-  total: z.number().int().describe("events matching the filter, over all pages"),
   events: z.array(EventOut).describe("oldest first within the page"),
   nextCursor: z.string().nullable().describe("pass back as cursor for the page of older events; null when none"),
 });

@@ -220,9 +220,9 @@ describe("the manager over MCP (SDK Client over stdio, real workers)", () => {
     assert.equal(badSince.isError, true);
 
     // Paged from the newest back: the pages together are the whole history, each oldest first.
-    type Events = { events: Array<{ seq: number }>; nextCursor: string | null; total: number };
+    type Events = { events: Array<{ seq: number }>; nextCursor: string | null };
     const all = await mcp.ok<Events>("get_worker_events", { limit: 500 });
-    assert.ok(all.total >= 4 && all.events.length === all.total && all.nextCursor === null);
+    assert.ok(all.events.length >= 4 && all.nextCursor === null);
     const seen: number[][] = [];
     let cursor: string | null | undefined;
     do {
