@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { createLogger } from "../../src/log.js";
+import { startManager, type Manager } from "../../src/manager/manager.js";
 import { startWorker, useCerts } from "../helpers/fleet.js";
 import { McpManager } from "../helpers/mcp-client.js";
+import { sleep } from "../helpers/processes.js";
 import { helloFor, rawClient } from "../helpers/raw-client.js";
 
 const RECONNECTS = 700;
@@ -59,5 +62,41 @@ describe("one identity reconnecting in a loop", () => {
       const transitions = manager.lines.filter((l) => l.event === "transition" && l.worker === id).map((l) => l.to);
       assert.deepEqual(transitions, ["healthy"], `${id} never left healthy`);
     }
+  });
+});
+
+describe("a real worker refused for its session rate", () => {
+  const fx = useCerts("backoff", ["twin"], { before, after });
+  let manager: Manager;
+  const lines: Array<Record<string, unknown>> = [];
+  after(() => manager?.close());
+
+  it("backs off (its next delay's ceiling doubles with each 4006) instead of hammering", async (t) => {
+    const sink = { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) };
+    manager = await startManager({
+      tls: { ca: fx.certs.ca, cert: fx.certs.managerCert, key: fx.certs.managerKey },
+      host: "127.0.0.1",
+      port: 0,
+      heartbeatIntervalMs: 1000,
+      missedHeartbeats: 3,
+      limits: { sessionBurst: 3, sessionsPerMinute: 1 },
+      log: createLogger({ name: "manager", level: "info", destination: sink }),
+    });
+    // Two agents with one certificate replace each other (4005) and reconnect, until the rate refuses them.
+    const url = `wss://127.0.0.1:${manager.port}`;
+    const twins = [startWorker(fx.certs, "twin", url, ["--log-level", "debug"]), startWorker(fx.certs, "twin", url, ["--log-level", "debug"])];
+    const refusedBy = (w: (typeof twins)[number]) => w.lines.filter((l) => l.code === 4006);
+    const deadline = performance.now() + 60_000;
+    while (!twins.some((w) => refusedBy(w).length >= 4)) {
+      assert.ok(performance.now() < deadline, `refusals seen by the workers: ${twins.map((w) => refusedBy(w).length).join(", ")}`);
+      await sleep(100);
+    }
+    const refused = twins.map(refusedBy).find((r) => r.length >= 4)!;
+    const ceilings = refused.map((l) => Number(l.backoffCeilingMs));
+    t.diagnostic(`backoff ceilings after each 4006: ${ceilings.join(", ")} ms`);
+    for (let i = 1; i < ceilings.length; i++) assert.ok(ceilings[i]! >= Math.min(30_000, 2 * ceilings[i - 1]!), `ceilings double: ${ceilings.join(", ")}`);
+    const managerRefusals = lines.filter((l) => l.msg === "refused: this worker opens sessions too often").length;
+    assert.ok(managerRefusals < 40, `the manager refused ${managerRefusals} sessions in all: the agents are not hammering`);
+    for (const w of twins) w.kill("SIGKILL");
   });
 });
