@@ -49,7 +49,8 @@ export class FrontDoor {
       sockets.delete(this);
       gate.finished(keyOf(this));
     }
-    this.server = createServer({ pauseOnConnect: true }, (raw: Socket) => {
+    // noDelay as an https.Server sets it for its own connections: a welcome or a request is not held back by Nagle.
+    this.server = createServer({ pauseOnConnect: true, noDelay: true }, (raw: Socket) => {
       // No peer address: the peer reset the connection before it was accepted.
       if (!raw.remoteAddress || !raw.remotePort) return void raw.destroy();
       sockets.add(raw);
