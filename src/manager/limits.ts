@@ -19,6 +19,16 @@ export interface SessionLimits {
   handshakeQueueMs: number;
   /** A handshake unfinished after this is waiting on its peer and stops holding a slot. */
   handshakeSlotMs: number;
+  /**
+   * New sessions one worker id may open: `sessionBurst` at once, refilled at `sessionsPerMinute`. Beyond it the
+   * upgrade is closed with 4006 before `hello`, so a looping identity adds nothing to the registry or its history.
+   */
+  sessionsPerMinute: number;
+  sessionBurst: number;
+  /** Sessions from one source address that are past the upgrade and still waiting for `hello`; beyond it: 4012. */
+  maxPendingPerAddress: number;
+  /** A session that said `goodbye` and stays open is closed (1000) after this. */
+  goodbyeGraceMs: number;
 }
 
 export const DEFAULT_LIMITS: SessionLimits = {
@@ -36,6 +46,15 @@ export const DEFAULT_LIMITS: SessionLimits = {
   handshakeQueueMs: CONNECT_TIMEOUT_MS - 2000,
   // Our part of a handshake is a few milliseconds of CPU; on a LAN the peer's part is no slower.
   handshakeSlotMs: 250,
+  // An honest worker opens one session per manager restart or network fault, and the flapping verdict already
+  // speaks at 4 in 5 minutes; 20 at once and one every 6 s after that stops only a loop.
+  sessionsPerMinute: 10,
+  sessionBurst: 20,
+  // A session waits for hello for one round trip, unless the manager is busy. In a 10,000-worker storm through one
+  // address (a NAT, the bench on loopback) the gate finishes at most 512 handshakes a turn: twice that is headroom.
+  maxPendingPerAddress: 1024,
+  // The agent closes right after its goodbye; a peer still there after a second is holding the socket on purpose.
+  goodbyeGraceMs: 1000,
 };
 
 // Shared: a default closure per bucket would be one more object per session.

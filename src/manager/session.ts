@@ -37,6 +37,7 @@ export class WorkerSession {
   // certificate's serial and expiry rather than its facts, no child logger, no correlator until the first request,
   // no hello timer once the hello is in.
   private helloTimer: NodeJS.Timeout | null;
+  private goodbyeTimer: NodeJS.Timeout | null = null;
   private correlator: Correlator | null = null;
   private lastBeatAt = performance.now();
   private readonly bucket: TokenBucket;
@@ -178,9 +179,13 @@ export class WorkerSession {
         this.correlator?.handleProgress(msg);
         return;
       case "goodbye":
+        if (this.saidGoodbye) return;
         this.saidGoodbye = true;
         this.ctx.registry.goodbye(this.workerId, this.sessionId, msg.reason);
         this.ctx.log.info({ ...this.tag, reason: msg.reason }, "worker said goodbye");
+        // The agent closes right after its goodbye; a session left open after it would hold a socket that the
+        // silent-session sweep no longer looks at (the worker is offline).
+        this.goodbyeTimer = setTimeout(() => this.close(1000, "closed after goodbye"), this.ctx.limits.goodbyeGraceMs);
         return;
     }
   }
@@ -224,6 +229,7 @@ export class WorkerSession {
 
   private onClose(code: number, reason: string): void {
     this.stopHelloTimer();
+    if (this.goodbyeTimer) clearTimeout(this.goodbyeTimer);
     const wasOpen = this.phase === "open";
     this.phase = "closed";
     this.correlator?.rejectAll(new FleetError("E_NOT_CONNECTED", `worker ${this.workerId} disconnected`));

@@ -27,6 +27,8 @@ export const CloseCode = {
   SLOW_CONSUMER: 4010,
   /** The worker did not get `welcome` in time (sent by the worker). */
   WELCOME_TIMEOUT: 4011,
+  /** Too many sessions from the peer's address are still waiting for their `hello`. */
+  TOO_MANY_PENDING: 4012,
 } as const;
 
 export type CloseCodeName = keyof typeof CloseCode;
@@ -45,6 +47,7 @@ const reasons: Record<AppCloseCode, string> = {
   4009: "too many sessions",
   4010: "slow consumer",
   4011: "no welcome in time",
+  4012: "too many sessions waiting for hello from this address",
 };
 
 const standard: Record<number, string> = {

@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
-import { X509Certificate } from "node:crypto";
+import { X509Certificate, type KeyObject } from "node:crypto";
 import type { ServerOptions } from "node:https";
 import { createSecureContext, type ConnectionOptions, type PeerCertificate, type TLSSocket } from "node:tls";
 import { FleetError, errorMessage } from "../errors.js";
+import { signedBy } from "./signed-by.js";
 import { describeCertificate, describePeerCertificate, identityFromSubjectAltName, type CertificateFacts, type Identity, type Role } from "../pki/identity.js";
 
 export interface TlsPaths {
@@ -84,21 +85,33 @@ const verified = new WeakMap<TLSSocket, CertificateFacts>();
  * Destroys every TLS connection whose client certificate did not verify or is revoked, before a byte of it is
  * read, and reports why. Registered first, so no other listener sees such a socket. Revocation is checked here,
  * against the fleet's CRL as `isRevoked` knows it, for resumed sessions as well as full handshakes.
+ *
+ * A resumed session carries the verdict of the handshake that issued its ticket, made under whatever CA that
+ * manager trusted; given `caKey` (the fleet CA's public key), its certificate must be signed by that key, as a
+ * full handshake's would. The ticket keys are also replaced when the CA changes (ticket-keys.ts); this check holds
+ * even if a key file is carried over by hand.
  */
 export function gateUnauthorized(
   server: { prependListener(event: "secureConnection", fn: (socket: TLSSocket) => void): unknown },
   onRefused: (info: { address: string | undefined; reason: string; subject: string | null; resumed: boolean }) => void,
   isRevoked: (serialNumber: string) => boolean = () => false,
+  caKey: KeyObject | null = null,
 ): void {
   server.prependListener("secureConnection", (socket: TLSSocket) => {
     if (socket.authorized) {
       const cert = socket.getPeerCertificate();
       if (cert?.serialNumber) {
         const facts = describePeerCertificate(cert);
-        if (!isRevoked(facts.serialNumber)) return void verified.set(socket, facts);
-        // OpenSSL's name for this verdict, so the log reads as it did when OpenSSL checked the CRL.
+        const resumed = socket.isSessionReused();
+        // OpenSSL's names for these verdicts, so the log reads as it does when OpenSSL decides.
+        const reason = isRevoked(facts.serialNumber)
+          ? "CERT_REVOKED"
+          : resumed && caKey && !signedBy(cert.raw, caKey)
+            ? "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
+            : null;
+        if (!reason) return void verified.set(socket, facts);
         const subject = Object.entries(cert.subject ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(", ");
-        onRefused({ address: socket.remoteAddress, reason: "CERT_REVOKED", subject, resumed: socket.isSessionReused() });
+        onRefused({ address: socket.remoteAddress, reason, subject, resumed });
         return void socket.destroy();
       }
     }

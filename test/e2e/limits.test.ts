@@ -26,7 +26,7 @@ function localManager(certs: CertSet, limits: Partial<SessionLimits>, log: Logge
 /** Every limit cuts off the one peer that hit it, within its bound, with its own code or log line. */
 describe("limits", () => {
   const honest = ["h1", "h2", "h3"];
-  const fx = useCerts("limits", [...honest, "big", "flood", "mute", "extra1", "extra2", "extra3", "slow"], { before, after });
+  const fx = useCerts("limits", [...honest, "big", "flood", "mute", "extra1", "extra2", "extra3", "slow", "bye"], { before, after });
   let manager: ManagerProc;
 
   before(async () => {
@@ -100,6 +100,23 @@ describe("limits", () => {
     assert.ok(performance.now() - t < 3000);
   });
 
+  it("a session that said goodbye and stays open is closed after a short grace", async () => {
+    const from = manager.lines.length;
+    let saidAt = 0;
+    const client = withHello("bye", (send) => {
+      send(JSON.stringify({ type: "goodbye", reason: "SIGTERM" }));
+      saidAt = performance.now();
+    });
+    const outcome = await Promise.race([client.done, sleep(6000).then(() => null)]);
+    const after = performance.now() - saidAt;
+    client.ws.terminate();
+    assert.ok(saidAt > 0, "the goodbye was sent");
+    assert.ok(outcome, "the manager closed the session");
+    assert.equal(outcome.closeCode, 1000);
+    assert.ok(after < 3000, `closed ${Math.round(after)} ms after the goodbye`);
+    await manager.waitFor((l) => l.msg === "closing worker session" && l.worker === "bye" && l.code === 1000, 1000, "the close is logged", from);
+  });
+
   it("sessions beyond the maximum are refused with their own code", async () => {
     const open = [];
     for (const id of ["extra1", "extra2"]) {
@@ -116,6 +133,39 @@ describe("limits", () => {
   it("the three honest workers stayed healthy throughout", async () => {
     await sleep(500);
     for (const id of honest) assert.deepEqual(manager.transitions(id).map((x) => x.to), ["healthy"], id);
+  });
+});
+
+describe("sessions waiting for hello, per address", () => {
+  const ids = ["p1", "p2", "p3"];
+  const fx = useCerts("pending", ids, { before, after });
+  let manager: Manager;
+  const lines: Array<Record<string, unknown>> = [];
+  after(() => manager?.close());
+
+  it("beyond the cap, a new session from the same address is refused with its own code and a log line", async () => {
+    const sink = { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) };
+    manager = await localManager(fx.certs, { maxPendingPerAddress: 2, helloTimeoutMs: 10_000 }, createLogger({ name: "manager", level: "warn", destination: sink }));
+    const url = `wss://127.0.0.1:${manager.port}`;
+    const silent = ids.slice(0, 2).map((id) => rawClient(url, { ca: fx.certs.ca, ...fx.certs.worker(id) }));
+    await Promise.all(silent.map((c) => new Promise((resolve) => c.ws.once("open", resolve))));
+    const third = await rawClient(url, { ca: fx.certs.ca, ...fx.certs.worker("p3") }).done;
+    assert.equal(third.closeCode, 4012);
+    assert.match(third.closeReason, /too many sessions waiting for hello from this address: limit 2/);
+    assert.ok(lines.some((l) => l.msg === "refused: too many sessions from this address are waiting for hello" && l.pending === 2), "logged");
+    // Once one of them says hello, there is room again.
+    const connected = async (id: string) => {
+      const deadline = performance.now() + 5000;
+      while (!manager.registry.get(id)?.connected) {
+        assert.ok(performance.now() < deadline, `${id} did not get in`);
+        await sleep(20);
+      }
+    };
+    silent[0]!.ws.send(JSON.stringify(helloFor("p1")));
+    await connected("p1");
+    const again = rawClient(url, { ca: fx.certs.ca, ...fx.certs.worker("p3") }, (ws) => ws.send(JSON.stringify(helloFor("p3"))));
+    await connected("p3");
+    for (const c of [...silent, again]) c.ws.terminate();
   });
 });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { rmSync, statSync } from "node:fs";
+import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
@@ -45,7 +45,9 @@ describe("manager restart", () => {
     assert.equal(hello.resumed, false, "the first session is a full handshake");
     const keyFile = join(fx.certs.dir, "state.json.ticket-keys");
     const st = statSync(keyFile);
-    assert.equal(st.size, 48, "one set of Node ticket keys");
+    const saved = JSON.parse(readFileSync(keyFile, "utf8")) as { ca: string; keys: string };
+    assert.equal(Buffer.from(saved.keys, "base64").length, 48, "one set of Node ticket keys");
+    assert.match(saved.ca, /^[0-9a-f]{64}$/, "kept with the fingerprint of the CA they were made under");
     assert.equal(st.mode & 0o777, 0o600, "private to the manager's user");
 
     const restart = async (previous: ManagerProc) => {
