@@ -42,8 +42,18 @@ describe("a hostile worker with a valid certificate", () => {
     return r;
   }
 
+  /** Reads a resource and keeps its text, as `call` does for tools. */
+  async function read(uri: string) {
+    const r = await mcp.client.readResource({ uri });
+    const text = JSON.stringify(r.contents);
+    answers.push(text);
+    assert.ok(!text.includes(HOSTILE), `${uri} holds the hostile text: ${text}`);
+  }
+
   async function everyTool() {
-    await call("list_workers");
+    await read("fleet://workers");
+    const listed = (await call("list_workers")).structuredContent as Listed;
+    if (listed.workers.some((w) => w.id === "evil")) await read("fleet://workers/evil");
     await call("get_worker_status", { worker_id: "evil", fresh: false });
     await call("get_all_workers_status");
     await call("get_fleet_summary");
@@ -195,6 +205,7 @@ describe("a hostile worker with a valid certificate", () => {
     assert.deepEqual(honestEvents.events.map((e) => e.to), ["healthy"], "never anything but healthy");
     assert.ok(answers.length >= 30, `${answers.length} answers checked`);
     assert.ok(answers.every((a) => !a.includes(HOSTILE)));
+    assert.ok(!JSON.stringify(mcp.logging).includes(HOSTILE), "nor did a log notification to the client");
   });
 });
 
