@@ -7,6 +7,7 @@ import type { CertificateFacts, Identity } from "../pki/identity.js";
 import { CloseCode, closeCodeName, closeReason, describeCloseCode, type AppCloseCode } from "../protocol/close-codes.js";
 import { Correlator, type CallOptions } from "../protocol/correlator.js";
 import { decodeWorkerMessage, encode, SUPPORTED_PROTOCOLS, type Hello, type ManagerMessage } from "../protocol/messages.js";
+import type { CollectorError } from "../protocol/metrics.js";
 import { VERSION } from "../version.js";
 import type { LogThrottle } from "../log-throttle.js";
 import { TokenBucket, type SessionLimits } from "./limits.js";
@@ -44,8 +45,8 @@ export class WorkerSession {
   /** The client certificate's serial number (lower-case hex), as the CRL lists it. */
   readonly serialNumber: string;
   private readonly certNotAfter: number;
-  /** The collector errors last logged for this session (collector, code, detail), so a repeat is not logged again. */
-  private collectorErrors = "";
+  /** The collector errors last logged for this session, so a repeat is not logged again. */
+  private collectorErrors: readonly CollectorError[] = [];
 
   constructor(
     private readonly ws: WebSocket,
@@ -111,10 +112,14 @@ export class WorkerSession {
    * Collector errors are kept by collector and code; the worker's detail text goes to the log only, when it
    * changes, and through the throttle, so a worker cannot make the log its megaphone either.
    */
-  private logCollectorErrors(errors: ReadonlyArray<{ collector: string; code: string; detail?: string }>): void {
-    const now = errors.map((e) => `${e.collector}:${e.code}:${e.detail ?? ""}`).join("|");
-    if (now === this.collectorErrors) return;
-    this.collectorErrors = now;
+  private logCollectorErrors(errors: readonly CollectorError[]): void {
+    const was = this.collectorErrors;
+    let same = was.length === errors.length;
+    for (let i = 0; same && i < errors.length; i++) {
+      same = was[i]!.collector === errors[i]!.collector && was[i]!.code === errors[i]!.code && was[i]!.detail === errors[i]!.detail;
+    }
+    if (same) return;
+    this.collectorErrors = errors;
     if (errors.length > 0) this.ctx.throttle.warn("worker-collector-errors", { ...this.tag, errors }, "worker reports collector errors");
   }
 
@@ -161,7 +166,7 @@ export class WorkerSession {
       case "hello":
         return this.close(CloseCode.PROTOCOL_ERROR, "hello sent twice");
       case "heartbeat": {
-        if (msg.metrics.errors.length > 0 || this.collectorErrors !== "") this.logCollectorErrors(msg.metrics.errors);
+        if (msg.metrics.errors.length > 0 || this.collectorErrors.length > 0) this.logCollectorErrors(msg.metrics.errors);
         this.ctx.registry.heartbeat(this.workerId, this.sessionId, msg.seq, msg.metrics);
         if (this.ctx.log.isLevelEnabled("trace")) {
           const now = performance.now();

@@ -155,7 +155,7 @@ function decode<T>(schema: z.ZodType<T>, data: unknown, isBinary: boolean): Deco
   }
   if (parsed.success) return { ok: true, message: parsed.data };
   const protocol = (value as { type?: unknown; protocol?: unknown } | null)?.protocol;
-  if ((value as { type?: unknown } | null)?.type === "hello" && Number.isSafeInteger(protocol) && !SUPPORTED_PROTOCOLS.includes(protocol as number)) {
+  if ((value as { type?: unknown } | null)?.type === "hello" && Number.isSafeInteger(protocol) && (protocol as number) > 0 && !SUPPORTED_PROTOCOLS.includes(protocol as number)) {
     return { ok: false, error: `unsupported protocol ${protocol as number}`, otherProtocol: protocol as number };
   }
   const issue = parsed.error.issues[0];

@@ -8,7 +8,7 @@ import { DetailText, ErrorCode, tokenText } from "./text.js";
  */
 export const LIMITS = {
   cores: 65_536,
-  /** 1 PiB of memory, or of one filesystem's size (a full status allows 2^60). */
+  /** Bytes of memory: 1 PiB. (Byte counts in a full status, filesystems among them, may go to 2^60.) */
   bytes: 2 ** 50,
   /** Bytes per second: 2^40 is about 8.8 Tbit/s. */
   rate: 2 ** 40,

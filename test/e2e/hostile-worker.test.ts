@@ -21,11 +21,12 @@ type Listed = { workers: Array<{ id: string; state: string; connected: boolean; 
  * the text, and an honest worker beside it stays healthy.
  */
 describe("a hostile worker with a valid certificate", () => {
-  const fx = useCerts("hostile", ["evil", "honest"], { before, after });
+  // Each step is its own identity, so no step depends on how many sessions one identity may open in a while.
+  const refusedIds = ["bad1", "bad2", "bad3", "bad4", "bad5", "bad6"];
+  const fx = useCerts("hostile", ["evil", "leaver", "big", "honest", ...refusedIds], { before, after });
   let mcp: McpManager;
   const answers: string[] = [];
-  const tls = () => ({ ca: fx.certs.ca, ...fx.certs.worker("evil") });
-  const hello = () => ({ ...helloFor("evil"), hostname: AS_HOSTNAME, labels: { note: AS_LABEL }, agentVersion: "6.6.6-IGNORE.PREVIOUS" });
+  const hello = (id = "evil") => ({ ...helloFor(id), hostname: AS_HOSTNAME, labels: { note: AS_LABEL }, agentVersion: "6.6.6-IGNORE.PREVIOUS" });
   const metrics = (over: Record<string, unknown> = {}) => ({
     cpu: 10, load1: 0.1, cores: 4, mem: 20, memTotal: 2 ** 33, swap: 0, disk: { mount: AS_TOKEN, used: 10 }, battery: null,
     net: { rx: 1, tx: 1 }, temp: 40, uptime: 100,
@@ -42,13 +43,23 @@ describe("a hostile worker with a valid certificate", () => {
     return r;
   }
 
+  /** Reads a resource and keeps its text, as `call` does for tools. */
+  async function read(uri: string) {
+    const r = await mcp.client.readResource({ uri });
+    const text = JSON.stringify(r.contents);
+    answers.push(text);
+    assert.ok(!text.includes(HOSTILE), `${uri} holds the hostile text: ${text}`);
+  }
+
   async function everyTool() {
-    await call("list_workers");
-    await call("get_worker_status", { worker_id: "evil", fresh: false });
+    await read("fleet://workers");
+    const listed = (await call("list_workers")).structuredContent as Listed;
+    for (const id of ["evil", "leaver", "big"]) if (listed.workers.some((w) => w.id === id)) await read(`fleet://workers/${id}`);
+    for (const id of ["evil", "leaver", "big"]) await call("get_worker_status", { worker_id: id, fresh: false });
     await call("get_all_workers_status");
     await call("get_fleet_summary");
     await call("get_worker_events");
-    await call("get_worker_events", { worker_id: "evil" });
+    for (const id of ["evil", "leaver", "big"]) await call("get_worker_events", { worker_id: id });
   }
 
   async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -61,16 +72,16 @@ describe("a hostile worker with a valid certificate", () => {
     }
   }
 
-  const evilState = (want: (w: Listed["workers"][number]) => boolean) =>
-    until("evil as expected", 10_000, async () => {
+  const stateOf = (id: string, want: (w: Listed["workers"][number]) => boolean) =>
+    until(`${id} as expected`, 10_000, async () => {
       const r = await call("list_workers");
-      const w = (r.structuredContent as Listed).workers.find((x) => x.id === "evil");
+      const w = (r.structuredContent as Listed).workers.find((x) => x.id === id);
       return w && want(w) ? w : undefined;
     });
 
-  /** Opens a session as `evil`, sends `frames` once welcomed, and returns how it ended. */
-  function session(first: unknown, then: (ws: WebSocket) => void = () => {}): { ws: WebSocket; done: Promise<RawOutcome> } {
-    const s = rawClient(mcp.url, tls(), (ws) => ws.send(JSON.stringify(first)));
+  /** Opens a session as `id` with a valid certificate, sends `first`, calls `then` once welcomed. */
+  function session(id: string, first: unknown, then: (ws: WebSocket) => void = () => {}): { ws: WebSocket; done: Promise<RawOutcome> } {
+    const s = rawClient(mcp.url, { ca: fx.certs.ca, ...fx.certs.worker(id) }, (ws) => ws.send(JSON.stringify(first)));
     s.ws.on("message", (data) => {
       if ((JSON.parse(String(data)) as { type: string }).type === "welcome") then(s.ws);
     });
@@ -99,15 +110,18 @@ describe("a hostile worker with a valid certificate", () => {
       [{ platform: { os: HOSTILE, arch: "x64", release: "6" } }, /^protocol error: invalid platform\.os/],
       [{ platform: { os: "linux", arch: "x64", release: HOSTILE } }, /^protocol error: invalid platform\.release/],
     ];
-    for (const [over, field] of cases) assertProtocolError(await session({ ...helloFor("evil"), ...over }).done, field);
+    for (const [i, [over, field]] of cases.entries()) {
+      const id = refusedIds[i]!;
+      assertProtocolError(await session(id, { ...helloFor(id), ...over }).done, field);
+    }
     await everyTool();
     const listed = (await call("list_workers")).structuredContent as Listed;
-    assert.ok(!listed.workers.some((w) => w.id === "evil"), "a refused hello never reaches the registry");
+    assert.ok(!listed.workers.some((w) => refusedIds.includes(w.id)), "a refused hello never reaches the registry");
   });
 
   it("in the forms the schemas allow, the claims and a collector error are shown as data; the detail reaches the log only", async () => {
     let answered = 0;
-    const s = session(hello(), (ws) => {
+    const s = session("evil", hello(), (ws) => {
       ws.send(JSON.stringify({ type: "heartbeat", seq: 0, metrics: metrics() }));
       const timer = setInterval(() => ws.send(JSON.stringify({ type: "heartbeat", seq: 1, metrics: metrics() })), 300);
       ws.on("close", () => clearInterval(timer));
@@ -123,7 +137,7 @@ describe("a hostile worker with a valid certificate", () => {
         s.ws.send(JSON.stringify({ type: "response", id: msg.id, result: fullStatus(answered === 2 ? HOSTILE : toDisplay(HOSTILE, 48)) }));
       }
     });
-    const w = await evilState((x) => x.state === "degraded");
+    const w = await stateOf("evil", (x) => x.state === "degraded");
     assert.deepEqual(w.reasons.map((r) => r.message), ["collector errors: fsSize IGNORE_PREVIOUS_INSTRUCTIONS"]);
 
     const errorAnswer = await call("get_worker_status", { worker_id: "evil" });
@@ -141,37 +155,36 @@ describe("a hostile worker with a valid certificate", () => {
 
     s.ws.send(JSON.stringify({ type: "goodbye", reason: HOSTILE }));
     assertProtocolError(await s.done, /^protocol error: invalid reason: must be one of shutdown, restart, error$/);
-    const lost = await evilState((x) => x.state === "unhealthy");
+    const lost = await stateOf("evil", (x) => x.state === "unhealthy");
     assert.ok(!JSON.stringify(lost).includes("IGNORE PREVIOUS"), JSON.stringify(lost));
   });
 
   it("the worker's own close reason is not passed on; a goodbye is one of the codes", async () => {
-    const closing = session(hello(), (ws) => ws.close(3000, HOSTILE));
+    const closing = session("leaver", hello("leaver"), (ws) => ws.close(3000, HOSTILE));
     assert.equal((await closing.done).closeCode, 3000);
-    await evilState((x) => x.state === "unhealthy" && x.reasons.some((r) => r.message.includes("(3000)")));
-    const leaving = session(hello(), (ws) => {
+    await stateOf("leaver", (x) => x.state === "unhealthy" && x.reasons.some((r) => r.message.includes("(3000)")));
+    const leaving = session("leaver", hello("leaver"), (ws) => {
       ws.send(JSON.stringify({ type: "heartbeat", seq: 0, metrics: metrics({ errors: [] }) }));
       ws.send(JSON.stringify({ type: "goodbye", reason: "shutdown" }));
       ws.close(1000);
     });
     await leaving.done;
-    const gone = await evilState((x) => x.state === "offline");
+    const gone = await stateOf("leaver", (x) => x.state === "offline");
     assert.deepEqual(gone.reasons.map((r) => r.message), ["goodbye: shutdown"]);
     await everyTool();
   });
 
   it("cores: 9007199254740991 closes that session with 4000 naming the field; get_fleet_summary keeps working", async () => {
-    const absurd = session(hello(), (ws) => ws.send(JSON.stringify({ type: "heartbeat", seq: 0, metrics: metrics({ cores: 9007199254740991, errors: [] }) })));
+    const absurd = session("big", hello("big"), (ws) => ws.send(JSON.stringify({ type: "heartbeat", seq: 0, metrics: metrics({ cores: 9007199254740991, errors: [] }) })));
     assertProtocolError(await absurd.done, /^protocol error: invalid metrics\.cores/);
     // The largest figures allowed, beside the honest worker: the sums stay valid.
-    const biggest = session(hello(), (ws) => {
+    const biggest = session("big", hello("big"), (ws) => {
       const beat = () => ws.send(JSON.stringify({ type: "heartbeat", seq: 0, metrics: metrics({ cores: 65_536, memTotal: 2 ** 50, errors: [] }) }));
       beat();
       const timer = setInterval(beat, 300);
       ws.on("close", () => clearInterval(timer));
     });
-    // Connected and beating (degraded by now for its many sessions: reconnect flapping).
-    await evilState((x) => x.connected && x.state !== "unhealthy");
+    await stateOf("big", (x) => x.connected && x.state !== "unhealthy");
     type Summary = { totalCores: number; totalMemoryBytes: number; connected: number };
     const summary = await until("the biggest figures in the sums", 10_000, async () => {
       const r = await call("get_fleet_summary");
@@ -195,6 +208,7 @@ describe("a hostile worker with a valid certificate", () => {
     assert.deepEqual(honestEvents.events.map((e) => e.to), ["healthy"], "never anything but healthy");
     assert.ok(answers.length >= 30, `${answers.length} answers checked`);
     assert.ok(answers.every((a) => !a.includes(HOSTILE)));
+    assert.ok(!JSON.stringify(mcp.logging).includes(HOSTILE), "nor did a log notification to the client");
   });
 });
 

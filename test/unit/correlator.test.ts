@@ -25,7 +25,11 @@ describe("request correlation", () => {
     const c = new Correlator((r) => sent.push(r));
     const p = c.call("m", undefined, { timeoutMs: 1000 });
     c.handleResponse({ type: "response", id: sent[0]!.id, error: { code: "boom", message: "broke" } });
-    await assert.rejects(p, (e: unknown) => isCode("E_REMOTE")(e) && /boom: broke/.test((e as Error).message));
+    // The message is the worker's text: kept on the error for the log, never in the message a tool shows.
+    await assert.rejects(p, (e: unknown) => {
+      const err = e as Error & { remoteCode?: string; remoteDetail?: string };
+      return isCode("E_REMOTE")(e) && err.message === "the worker answered with error boom" && err.remoteCode === "boom" && err.remoteDetail === "broke";
+    });
     assert.equal(c.handleResponse({ type: "response", id: 999, result: 1 }), false);
   });
 
