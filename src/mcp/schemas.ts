@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { HEALTH_STATES } from "../core/health.js";
-import { MetricsSummary } from "../protocol/metrics.js";
-import { FullStatus } from "../protocol/status.js";
+import { MetricsSummaryShape } from "../protocol/metrics.js";
+import { FullStatusShape } from "../protocol/status.js";
 
 // Output schemas of the tools. Results are parsed through these before they are returned, so structuredContent
 // always matches exactly (the SDK client rejects extra keys). Field descriptions say who a field comes from:
@@ -102,8 +102,8 @@ export const WorkerStatusOutput = z.object({
   source: z.enum(["worker", "heartbeat"]).describe("worker: asked just now; heartbeat: the last heartbeat's summary"),
   stale: z.boolean(),
   staleReason: z.string().nullable(),
-  status: FullStatus.nullable().describe("reported by the worker"),
-  metrics: MetricsSummary.nullable().describe("reported by the worker"),
+  status: FullStatusShape.nullable().describe("reported by the worker"),
+  metrics: MetricsSummaryShape.nullable().describe("reported by the worker"),
   metricsAgeMs: z.number().nullable().describe("observed"),
   omitted,
 });
@@ -115,8 +115,8 @@ export const StatusEntry = z.object({
   reasons: z.array(ReasonOut).describe("observed"),
   connected: z.boolean(),
   lastHeartbeatAgeMs: heartbeatAge,
-  metrics: MetricsSummary.nullable().describe("reported"),
-  status: FullStatus.nullable().describe("reported"),
+  metrics: MetricsSummaryShape.nullable().describe("reported"),
+  status: FullStatusShape.nullable().describe("reported"),
   error: z.string().nullable(),
   omitted,
 });

@@ -11,11 +11,14 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 
 const reasonOut = (r: Reason) => ({ code: r.code, message: clip(r.message, CAPS.reasonMessage) });
 
-/** Labels sorted by key, each key and value capped, at most `max` of them; `more` counts the rest. */
+/**
+ * Labels sorted by key, each value capped, at most `max` of them; `more` counts the rest. Keys are kept whole (the
+ * wire bounds them): two long keys cut to one length could become the same key, and one label would hide another.
+ */
 function cappedLabels(labels: Labels, max: number): { labels: Record<string, string>; more: number } {
   const keys = Object.keys(labels).sort();
   const out: Record<string, string> = {};
-  for (const k of keys.slice(0, max)) out[clip(k, CAPS.labelText)] = clip(labels[k]!, CAPS.labelText);
+  for (const k of keys.slice(0, max)) out[k] = clip(labels[k]!, CAPS.labelText);
   return { labels: out, more: Math.max(0, keys.length - max) };
 }
 

@@ -37,41 +37,61 @@ export type CollectorName = (typeof COLLECTOR_NAMES)[number];
 const percent = z.number().min(0).max(100);
 const nonNegative = (max: number) => z.number().min(0).max(max);
 
+/** The string classes of a summary: held to their forms at the wire, or plain strings for the tools' declared output. */
+interface SummaryText {
+  mount: z.ZodType<string>;
+  code: z.ZodType<string>;
+  detail: z.ZodType<string>;
+}
+const WIRE_TEXT: SummaryText = { mount: tokenText(256), code: ErrorCode, detail: DetailText };
+/** The wire has held every string to its form already; a tool may shorten one (marked with an ellipsis). */
+const PLAIN_TEXT: SummaryText = { mount: z.string(), code: z.string(), detail: z.string() };
+
+function collectorErrorOf(t: SummaryText) {
+  return z.object({
+    collector: z.enum(COLLECTOR_NAMES, { error: "must be one of the agent's collector names" }),
+    code: t.code,
+    detail: t.detail.optional(),
+  });
+}
+
 /** One collector that failed: which, and a code. `detail` is for the operator's log and is not kept. */
-export const CollectorError = z.object({
-  collector: z.enum(COLLECTOR_NAMES, { error: "must be one of the agent's collector names" }),
-  code: ErrorCode,
-  detail: DetailText.optional(),
-});
+export const CollectorError = collectorErrorOf(WIRE_TEXT);
 export type CollectorError = z.infer<typeof CollectorError>;
 
 /**
  * The compact summary that rides on every heartbeat (~200–300 bytes of JSON). Every field may be null: a host
  * without a battery or sensors, or a collector that failed, leaves a gap rather than a made-up number.
  */
-export const MetricsSummary = z.object({
-  /** Total CPU busy percent over the last collection period. */
-  cpu: percent.nullable(),
-  /** 1-minute load average. */
-  load1: nonNegative(LIMITS.load).nullable(),
-  cores: z.number().int().min(1).max(LIMITS.cores).nullable(),
-  /** Memory in use (excluding caches), percent of total. */
-  mem: percent.nullable(),
-  /** Bytes. */
-  memTotal: z.number().int().min(0).max(LIMITS.bytes).nullable(),
-  swap: percent.nullable(),
-  /** The fullest filesystem; its mount point in token characters (others as %XX). */
-  disk: z.object({ mount: tokenText(256), used: percent }).nullable(),
-  battery: z.object({ percent: percent, charging: z.boolean() }).nullable(),
-  /** Bytes per second summed over non-loopback interfaces. */
-  net: z.object({ rx: nonNegative(LIMITS.rate), tx: nonNegative(LIMITS.rate) }).nullable(),
-  /** Hottest sensor, degrees Celsius. */
-  temp: z.number().min(LIMITS.tempMin).max(LIMITS.tempMax).nullable(),
-  /** Seconds. */
-  uptime: nonNegative(LIMITS.uptime).nullable(),
-  /** Collectors that failed or timed out in the last cycle. */
-  errors: z.array(CollectorError).max(COLLECTOR_NAMES.length),
-});
+function metricsSummaryOf(t: SummaryText) {
+  return z.object({
+    /** Total CPU busy percent over the last collection period. */
+    cpu: percent.nullable(),
+    /** 1-minute load average. */
+    load1: nonNegative(LIMITS.load).nullable(),
+    cores: z.number().int().min(1).max(LIMITS.cores).nullable(),
+    /** Memory in use (excluding caches), percent of total. */
+    mem: percent.nullable(),
+    /** Bytes. */
+    memTotal: z.number().int().min(0).max(LIMITS.bytes).nullable(),
+    swap: percent.nullable(),
+    /** The fullest filesystem; its mount point in token characters (others as %XX). */
+    disk: z.object({ mount: t.mount, used: percent }).nullable(),
+    battery: z.object({ percent: percent, charging: z.boolean() }).nullable(),
+    /** Bytes per second summed over non-loopback interfaces. */
+    net: z.object({ rx: nonNegative(LIMITS.rate), tx: nonNegative(LIMITS.rate) }).nullable(),
+    /** Hottest sensor, degrees Celsius. */
+    temp: z.number().min(LIMITS.tempMin).max(LIMITS.tempMax).nullable(),
+    /** Seconds. */
+    uptime: nonNegative(LIMITS.uptime).nullable(),
+    /** Collectors that failed or timed out in the last cycle. */
+    errors: z.array(collectorErrorOf(t)).max(COLLECTOR_NAMES.length),
+  });
+}
+
+export const MetricsSummary = metricsSummaryOf(WIRE_TEXT);
+/** A summary as the tools declare it (see PLAIN_TEXT). */
+export const MetricsSummaryShape = metricsSummaryOf(PLAIN_TEXT);
 export type MetricsSummary = z.infer<typeof MetricsSummary>;
 
 export const EMPTY_METRICS: MetricsSummary = {

@@ -6,12 +6,12 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { FakeClock } from "../../src/core/clock.js";
 import { DEFAULT_POLICY } from "../../src/core/health.js";
 import { Registry, type SessionInfo } from "../../src/core/registry.js";
-import type { Peer } from "../../src/discovery/browser.js";
+import { MAX_PEERS_PER_ROLE, type Peer } from "../../src/discovery/browser.js";
 import { createLogger } from "../../src/log.js";
 import type { Manager } from "../../src/manager/manager.js";
 import { ANSWER_MAX_CHARS, estimateTokens } from "../../src/mcp/answer-budget.js";
 import { createMcpServer, type FleetMcp } from "../../src/mcp/server.js";
-import { COLLECTOR_NAMES, type MetricsSummary } from "../../src/protocol/metrics.js";
+import { COLLECTOR_NAMES, LIMITS, type MetricsSummary } from "../../src/protocol/metrics.js";
 import type { FullStatus } from "../../src/protocol/status.js";
 
 // The tools' answers at 10,000 workers, through the real tool code (McpServer and the SDK Client over the SDK's
@@ -26,8 +26,11 @@ const FLEET_ID = "0123456789abcdef";
 const longest = {
   hostname: "h".repeat(253),
   agentVersion: "v".repeat(64),
-  labels: Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`${String(i).padStart(2, "0")}${"k".repeat(61)}`, "v".repeat(256)])),
-  platform: { os: "o".repeat(64), arch: "a".repeat(64), release: "r".repeat(128) },
+  // Keys with the longest DNS-subdomain prefix (253) and name (63); values of 63.
+  labels: Object.fromEntries(
+    Array.from({ length: 64 }, (_, i) => [`${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(59)}${String(i).padStart(2, "0")}/${"k".repeat(63)}`, "v".repeat(63)]),
+  ),
+  platform: { os: "o".repeat(32), arch: "a".repeat(32), release: "r".repeat(128) },
 };
 const longNumber = 99.99999999999997;
 const worstMetrics: MetricsSummary = {
@@ -35,28 +38,32 @@ const worstMetrics: MetricsSummary = {
   load1: 123456.78901234567,
   cores: 4096,
   mem: longNumber,
-  memTotal: 9007199254740991,
+  memTotal: LIMITS.bytes,
   swap: longNumber,
   disk: { mount: "/".repeat(256), used: longNumber },
   battery: { percent: 1.2345678901234567, charging: false },
   net: { rx: 123456789012.34567, tx: 123456789012.34567 },
   temp: 299.99999999999994,
-  uptime: 9007199254740991,
+  uptime: LIMITS.uptime,
   errors: COLLECTOR_NAMES.map((collector) => ({ collector, code: "E".repeat(32) })),
 };
-const s512 = "s".repeat(512);
+// Each string at the longest its class allows at the wire: names 48, tokens 64, paths 256.
+const name48 = "n".repeat(48);
+const token64 = "t".repeat(64);
+const path256 = "p".repeat(256);
+const maxBytes = 2 ** 60;
 const worstStatus: FullStatus = {
   collectedAt: new Date(0).toISOString(),
   hostname: longest.hostname,
-  os: { platform: s512, distro: s512, release: s512, kernel: s512, arch: s512 },
-  cpu: { manufacturer: s512, brand: s512, cores: 4096, physicalCores: 4096, speedGHz: longNumber },
+  os: { platform: token64, distro: name48, release: name48, kernel: token64, arch: token64 },
+  cpu: { manufacturer: name48, brand: name48, cores: 4096, physicalCores: 4096, speedGHz: longNumber },
   load: { currentPercent: longNumber, perCore: Array(4096).fill(longNumber), average: [longNumber, longNumber, longNumber] },
-  memory: { total: 9007199254740991, used: 9007199254740991, active: 9007199254740991, available: 9007199254740991, swapTotal: 9007199254740991, swapUsed: 9007199254740991 },
-  filesystems: Array.from({ length: 512 }, () => ({ fs: s512, type: s512, mount: s512, size: 9007199254740991, used: 9007199254740991, usePercent: longNumber })),
-  network: Array.from({ length: 512 }, () => ({ iface: "i".repeat(64), operstate: s512, ip4: s512, ip6: s512, mac: s512, rxBytesPerSec: longNumber, txBytesPerSec: longNumber })),
+  memory: { total: maxBytes, used: maxBytes, active: maxBytes, available: maxBytes, swapTotal: maxBytes, swapUsed: maxBytes },
+  filesystems: Array.from({ length: 512 }, () => ({ fs: path256, type: token64, mount: path256, size: maxBytes, used: maxBytes, usePercent: longNumber })),
+  network: Array.from({ length: 512 }, () => ({ iface: token64, operstate: token64, ip4: token64, ip6: token64, mac: token64, rxBytesPerSec: longNumber, txBytesPerSec: longNumber })),
   battery: { hasBattery: true, percent: longNumber, isCharging: false, acConnected: false },
   temperatures: { main: longNumber, max: longNumber, cores: Array(4096).fill(longNumber) },
-  uptimeSec: 9007199254740991,
+  uptimeSec: LIMITS.uptime,
   errors: Array.from({ length: 64 }, () => ({ source: "snapshot" as const, code: "E".repeat(32) })),
 };
 
@@ -264,7 +271,7 @@ describe(`tool answers at ${N.toLocaleString("en")} workers stay within the budg
   it("unverified announcements are capped, with their total; the fleet://workers resource is bounded too", async () => {
     const { data } = await sized(worst.client, "list_workers");
     assert.equal((data.unverified as unknown[]).length, 20);
-    assert.equal(data.unverifiedTotal, 1000);
+    assert.equal(data.unverifiedTotal, MAX_PEERS_PER_ROLE, "the discovery keeps at most this many of the 1,000 announcers");
     const res = await worst.client.readResource({ uri: "fleet://workers" });
     const text = (res.contents[0] as { text: string }).text;
     assert.ok(text.length <= ANSWER_MAX_CHARS, `fleet://workers: ${text.length} characters`);
