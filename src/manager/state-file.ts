@@ -3,23 +3,30 @@ import { z } from "zod";
 import { HEALTH_STATES } from "../core/health.js";
 import type { RegistrySnapshot } from "../core/registry.js";
 import { errorMessage } from "../errors.js";
-import { Labels } from "../protocol/messages.js";
+import { Hello } from "../protocol/messages.js";
+import { Hostname, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN } from "../protocol/text.js";
 import { writePrivateFileAtomic } from "./private-file.js";
 
-const STATE_VERSION = 1;
+/**
+ * Version 2 is written by builds that hold worker text to its forms at the wire (protocol 2). A version-1 file may
+ * hold what an older manager took from its workers as free text: it is read, and its claims and reason messages
+ * are made to fit before anything of it reaches the registry (see `fromVersion1`).
+ */
+const STATE_VERSION = 2;
 
 const Reason = z.object({ code: z.string(), message: z.string() });
 const State = z.enum(HEALTH_STATES);
 
 const StateFile = z.object({
-  version: z.literal(STATE_VERSION),
+  version: z.union([z.literal(1), z.literal(STATE_VERSION)]),
   savedAt: z.string(),
   workers: z.array(
     z.object({
       id: z.string(),
       hostname: z.string(),
       agentVersion: z.string(),
-      labels: Labels,
+      // Checked per label below, so one label an older build allowed does not cost the whole file.
+      labels: z.record(z.string(), z.string()),
       platform: z.object({ os: z.string(), arch: z.string(), release: z.string() }),
       address: z.string().nullable(),
       firstSeen: z.number(),
@@ -58,8 +65,9 @@ export function loadState(path: string, now = new Date()): LoadResult {
     const parsed = StateFile.safeParse(JSON.parse(readFileSync(path, "utf8")));
     if (parsed.success) {
       // Reason codes are kept as the text they were written as: another build may know other codes.
-      const { workers, events } = parsed.data;
-      return { kind: "loaded", snapshot: { workers, events } as RegistrySnapshot };
+      const data = parsed.data.version === STATE_VERSION ? parsed.data : fromVersion1(parsed.data);
+      const workers = data.workers.map((w) => ({ ...w, ...fittedClaims(w) }));
+      return { kind: "loaded", snapshot: { workers, events: data.events } as RegistrySnapshot };
     }
     const issue = parsed.error.issues[0];
     error = `does not match the state schema at ${issue?.path.join(".") || "top level"}: ${issue?.message}`;
@@ -69,6 +77,38 @@ export function loadState(path: string, now = new Date()): LoadResult {
   const movedTo = `${path}.corrupt-${now.toISOString().replace(/[:.]/g, "-")}`;
   renameSync(path, movedTo);
   return { kind: "corrupt", error, movedTo };
+}
+
+type Parsed = z.infer<typeof StateFile>;
+type SavedWorker = Parsed["workers"][number];
+
+/** A worker's own claims as this build's hello would have allowed them: what does not fit is left out or unknown. */
+function fittedClaims(w: SavedWorker): Pick<SavedWorker, "hostname" | "agentVersion" | "labels" | "platform"> {
+  const fits = (schema: z.ZodType, value: unknown) => schema.safeParse(value).success;
+  const platform = Hello.shape.platform;
+  return {
+    hostname: fits(Hostname, w.hostname) ? w.hostname : w.id,
+    agentVersion: fits(Hello.shape.agentVersion, w.agentVersion) ? w.agentVersion : "unknown",
+    labels: Object.fromEntries(
+      Object.entries(w.labels)
+        .filter(([k, v]) => LABEL_KEY_PATTERN.test(k) && LABEL_VALUE_PATTERN.test(v))
+        .slice(0, 64),
+    ),
+    platform: fits(platform, w.platform) ? w.platform : { os: "unknown", arch: "unknown", release: "unknown" },
+  };
+}
+
+/**
+ * An older manager wrote reason messages with its workers' words in them (goodbye reasons, close reasons, collector
+ * errors). Only their codes are carried over: each message becomes its code, until the worker's next session.
+ */
+function fromVersion1(data: Parsed): Parsed {
+  const codesOnly = (reasons: Array<{ code: string; message: string }>) => reasons.map((r) => ({ code: r.code, message: r.code }));
+  return {
+    ...data,
+    workers: data.workers.map((w) => ({ ...w, reasons: codesOnly(w.reasons) })),
+    events: data.events.map((e) => ({ ...e, reasons: codesOnly(e.reasons) })),
+  };
 }
 
 /** Writes atomically and privately (see writePrivateFileAtomic). */
