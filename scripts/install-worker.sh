@@ -47,12 +47,15 @@ if [ "$UNINSTALL" -eq 1 ]; then
   if [ "$SYSTEMD" -eq 1 ]; then systemctl disable --now "$UNIT" 2>/dev/null || true; fi
   rm -f "$R$UNIT_DIR/$UNIT"
   rm -rf "$R$APP_DIR" "$R$CONF_DIR"
-  if [ "$SYSTEMD" -eq 1 ]; then systemctl daemon-reload; fi
+  # A unit that failed stays listed until its failure is forgotten.
+  if [ "$SYSTEMD" -eq 1 ]; then systemctl daemon-reload; systemctl reset-failed "$UNIT" 2>/dev/null || true; fi
   echo "removed the mcp-fleet worker from ${ROOT}"
   exit 0
 fi
 
 [ -n "$CA" ] && [ -n "$CERT" ] && [ -n "$KEY" ] || { usage >&2; die "--ca, --cert and --key are required"; }
+# One line each: a line break would end the value in worker.env and start another setting.
+for v in "$MANAGER" "$LABELS"; do case "$v" in *$'\n'*|*$'\r'*) die "--manager and --labels must be one line" ;; esac; done
 for f in "$CA" "$CERT" "$KEY"; do [ -r "$f" ] || die "cannot read $f"; done
 [ -f "$SRC/dist/cli/main.js" ] || die "no built agent in $SRC/dist: run npm ci in $SRC first"
 NODE="$(command -v node)" || die "node is not installed (Node.js 20 or newer is needed)"
@@ -66,8 +69,10 @@ umask 022
 # The agent: its build and production dependencies, copied from this checkout (no network needed).
 stage="$(mktemp -d "${TMPDIR:-/tmp}/mcp-fleet-install.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
-cp -a "$SRC/dist" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$stage/"
-cp -a "$SRC/node_modules" "$stage/"
+# Modes and times are kept, owners are not: the files belong to whoever installs (root), never to the checkout's
+# owner, who could otherwise change the code a service runs.
+cp -R --preserve=mode,timestamps "$SRC/dist" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$stage/"
+cp -R --preserve=mode,timestamps "$SRC/node_modules" "$stage/"
 (cd "$stage" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) \
   || die "npm prune failed in $stage"
 rm -f "$stage/dist/.tsbuildinfo"
@@ -86,13 +91,15 @@ install -m 0600 "$CA" "$R$CONF_DIR/credentials/ca.pem"
 install -m 0600 "$CERT" "$R$CONF_DIR/credentials/worker.pem"
 install -m 0600 "$KEY" "$R$CONF_DIR/credentials/worker-key.pem"
 
-# Settings: rewritten when given, otherwise kept as the operator left them.
+# Settings: rewritten when given, otherwise kept as the operator left them. Values are double-quoted with \ " ` $
+# escaped, which systemd's EnvironmentFile= and a POSIX shell both read back as the value given.
+env_quote() { printf '"%s"' "$(printf '%s' "$1" | sed -e 's/[\\"`$]/\\&/g')"; }
 env_file="$R$CONF_DIR/worker.env"
 if [ "$SETTINGS" -eq 1 ] || [ ! -f "$env_file" ]; then
   {
-    echo "# mcp-fleet worker settings: one MCP_FLEET_<FLAG>=value per line (see mcp-fleet worker --help)."
-    if [ -n "$MANAGER" ]; then echo "MCP_FLEET_MANAGER=$MANAGER"; else echo "# MCP_FLEET_MANAGER=wss://manager.lan:7443   (unset: found by mDNS)"; fi
-    if [ -n "$LABELS" ]; then echo "MCP_FLEET_LABELS=$LABELS"; else echo "# MCP_FLEET_LABELS=role=web,zone=a"; fi
+    echo "# mcp-fleet worker settings: one MCP_FLEET_<FLAG>=\"value\" per line (see mcp-fleet worker --help)."
+    if [ -n "$MANAGER" ]; then echo "MCP_FLEET_MANAGER=$(env_quote "$MANAGER")"; else echo "# MCP_FLEET_MANAGER=wss://manager.lan:7443   (unset: found by mDNS)"; fi
+    if [ -n "$LABELS" ]; then echo "MCP_FLEET_LABELS=$(env_quote "$LABELS")"; else echo "# MCP_FLEET_LABELS=role=web,zone=a"; fi
   } > "$env_file.new"
   chmod 0644 "$env_file.new"
   mv "$env_file.new" "$env_file"
