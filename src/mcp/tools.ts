@@ -79,7 +79,7 @@ async function pool<T>(items: T[], n: number, signal: AbortSignal, fn: (item: T)
 }
 
 /**
- * The fixed tool set (DESIGN.md §6). Clients do not reliably re-read tool lists, so nothing here depends on which
+ * The fixed tool set (docs/architecture.md, fixed decision 6). Clients do not reliably re-read tool lists, so nothing here depends on which
  * workers exist: every tool takes the worker or a filter as an argument.
  */
 export function registerTools(server: McpServer, manager: Manager, options: ToolOptions): void {

@@ -9,7 +9,7 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-// ECDSA P-256: signing costs about a tenth of RSA-2048's, and handshakes are cheaper (docs/performance.md).
+// ECDSA P-256: signing costs about a tenth of RSA-2048's, and handshakes are cheaper (docs/architecture.md, fixed decision 7).
 const KEY_ALG = { name: "ECDSA", namedCurve: "P-256" } as const;
 const SIGN_ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const DAY = 86_400_000;
