@@ -106,7 +106,7 @@ export async function issueWorker(options: { dir: string; id: string; days?: num
     throw new FleetError(
       "E_CERT_EXISTS",
       `a certificate for worker "${id}" already exists in ${files.workersDir}; pass --force to replace it ` +
-        "(the old one stays valid until it expires or you revoke it)",
+        "(the old one stays valid until it expires or `certs revoke` revokes this id)",
     );
   }
   await mkdir(files.workersDir, { recursive: true, mode: 0o755 });

@@ -37,25 +37,26 @@ export function systemdUnavailable(): string | null {
  * The container root, built when missing (45 s to a few minutes, from Debian's mirror). It is built into a
  * directory of its own and renamed into place, so an interrupted build never leaves a half root behind.
  */
-export async function ensureSystemdRoot(log: (line: string) => void): Promise<string> {
-  if (rootComplete(SYSTEMD_ROOT)) return SYSTEMD_ROOT;
-  if (existsSync(SYSTEMD_ROOT)) {
-    log(`${SYSTEMD_ROOT} is incomplete; building it again`);
-    await rm(SYSTEMD_ROOT, { recursive: true, force: true });
+export async function ensureSystemdRoot(log: (line: string) => void, root = SYSTEMD_ROOT): Promise<string> {
+  if (rootComplete(root)) return root;
+  if (existsSync(root)) {
+    log(`${root} is incomplete; building it again`);
+    await rm(root, { recursive: true, force: true });
   }
-  const building = `${SYSTEMD_ROOT}.build-${process.pid}`;
+  const building = `${root}.build-${process.pid}`;
   await rm(building, { recursive: true, force: true });
   const started = performance.now();
+  log(`building ${root} with debootstrap (once; it is kept for later runs)`);
   try {
     await run("debootstrap", ["--variant=minbase", `--include=${PACKAGES}`, SUITE, building], { maxBuffer: 64 << 20, timeout: 15 * 60_000 });
     if (!rootComplete(building)) throw new Error(`debootstrap finished but ${building} is not a complete root`);
-    if (rootComplete(SYSTEMD_ROOT)) return SYSTEMD_ROOT; // another run finished first
-    await rename(building, SYSTEMD_ROOT);
+    if (rootComplete(root)) return root; // another run finished first
+    await rename(building, root);
   } finally {
     await rm(building, { recursive: true, force: true });
   }
-  log(`built ${SYSTEMD_ROOT} in ${Math.round((performance.now() - started) / 1000)} s`);
-  return SYSTEMD_ROOT;
+  log(`built ${root} in ${Math.round((performance.now() - started) / 1000)} s`);
+  return root;
 }
 
 const live = new Set<Container>();
