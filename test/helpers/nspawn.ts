@@ -1,7 +1,7 @@
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { rename, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 
 /**
@@ -43,8 +43,12 @@ export async function ensureSystemdRoot(log: (line: string) => void, root = SYST
     log(`${root} is incomplete; building it again`);
     await rm(root, { recursive: true, force: true });
   }
+  // Builds whose process is gone (killed mid-way) are removed; one still running belongs to another test run.
+  for (const name of await readdir(dirname(root))) {
+    const pid = name.startsWith(`${basename(root)}.build-`) ? Number(name.slice(basename(root).length + ".build-".length)) : NaN;
+    if (Number.isInteger(pid) && pid > 0 && !isAlive(pid)) await rm(join(dirname(root), name), { recursive: true, force: true });
+  }
   const building = `${root}.build-${process.pid}`;
-  await rm(building, { recursive: true, force: true });
   const started = performance.now();
   log(`building ${root} with debootstrap (once; it is kept for later runs)`);
   try {
