@@ -2,12 +2,13 @@
 # Installs the mcp-fleet worker agent as a systemd service on this host, from a built checkout of mcp-fleet
 # (npm ci has been run). Run it again to update certificates, settings or the agent: it is idempotent.
 #
-#   scripts/install-worker.sh --ca CA.pem --cert ID.pem --key ID-key.pem [--manager wss://host:7443] [--labels k=v,...]
+#   scripts/install-worker.sh --ca CA.pem --cert ID.pem --key ID-key.pem [--manager wss://host:7443 [--no-mdns]] [--labels k=v,...]
 #   scripts/install-worker.sh --uninstall
 #
 # Options:
 #   --ca FILE --cert FILE --key FILE   the fleet CA and this worker's certificate and key (mcp-fleet certs issue ID)
 #   --manager URL                      a fixed manager; without it the worker finds its manager by mDNS
+#   --no-mdns                          with --manager: neither announce the worker nor look for managers on mDNS
 #   --labels k=v,...                   labels reported to the manager
 #   --root DIR                         install under DIR instead of / (packaging, tests); systemd is left alone
 #   --uninstall                        stop and remove the service, the agent and its configuration
@@ -19,9 +20,9 @@ UNIT_DIR=/etc/systemd/system
 UNIT=mcp-fleet-worker.service
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 
-ROOT=/ CA= CERT= KEY= MANAGER= LABELS= UNINSTALL=0 SETTINGS=0
+ROOT=/ CA= CERT= KEY= MANAGER= LABELS= NO_MDNS=0 UNINSTALL=0 SETTINGS=0
 die() { echo "install-worker: $*" >&2; exit 2; }
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
     --key) KEY=${2:?}; shift 2 ;;
     --manager) MANAGER=${2:?}; SETTINGS=1; shift 2 ;;
     --labels) LABELS=${2:?}; SETTINGS=1; shift 2 ;;
+    --no-mdns) NO_MDNS=1; SETTINGS=1; shift ;;
     --root) ROOT=${2:?}; shift 2 ;;
     --uninstall) UNINSTALL=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -47,12 +49,16 @@ if [ "$UNINSTALL" -eq 1 ]; then
   if [ "$SYSTEMD" -eq 1 ]; then systemctl disable --now "$UNIT" 2>/dev/null || true; fi
   rm -f "$R$UNIT_DIR/$UNIT"
   rm -rf "$R$APP_DIR" "$R$CONF_DIR"
-  if [ "$SYSTEMD" -eq 1 ]; then systemctl daemon-reload; fi
+  # A unit that failed stays listed until its failure is forgotten.
+  if [ "$SYSTEMD" -eq 1 ]; then systemctl daemon-reload; systemctl reset-failed "$UNIT" 2>/dev/null || true; fi
   echo "removed the mcp-fleet worker from ${ROOT}"
   exit 0
 fi
 
 [ -n "$CA" ] && [ -n "$CERT" ] && [ -n "$KEY" ] || { usage >&2; die "--ca, --cert and --key are required"; }
+# One line each: a line break would end the value in worker.env and start another setting.
+[ "$NO_MDNS" -eq 0 ] || [ -n "$MANAGER" ] || die "--no-mdns needs --manager: without mDNS the worker has no other way to find its manager"
+for v in "$MANAGER" "$LABELS"; do case "$v" in *$'\n'*|*$'\r'*) die "--manager and --labels must be one line" ;; esac; done
 for f in "$CA" "$CERT" "$KEY"; do [ -r "$f" ] || die "cannot read $f"; done
 [ -f "$SRC/dist/cli/main.js" ] || die "no built agent in $SRC/dist: run npm ci in $SRC first"
 NODE="$(command -v node)" || die "node is not installed (Node.js 20 or newer is needed)"
@@ -63,13 +69,18 @@ major="$("$NODE" -p 'process.versions.node.split(".")[0]')"
   || die "the certificate files do not belong together (see above)"
 
 umask 022
-# The agent: its build and production dependencies, copied from this checkout (no network needed).
-stage="$(mktemp -d "${TMPDIR:-/tmp}/mcp-fleet-install.XXXXXX")"
-trap 'rm -rf "$stage"' EXIT
-cp -a "$SRC/dist" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$stage/"
-cp -a "$SRC/node_modules" "$stage/"
-(cd "$stage" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) \
-  || die "npm prune failed in $stage"
+# The agent: its build and production dependencies, copied from this checkout (no network needed). npm's cache and
+# logs go to the work directory too, so nothing is left in root's home.
+work="$(mktemp -d "${TMPDIR:-/tmp}/mcp-fleet-install.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+stage="$work/app"
+mkdir "$stage"
+# Modes and times are kept, owners are not: the files belong to whoever installs (root), never to the checkout's
+# owner, who could otherwise change the code a service runs.
+cp -R --preserve=mode,timestamps "$SRC/dist" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$stage/"
+cp -R --preserve=mode,timestamps "$SRC/node_modules" "$stage/"
+(cd "$stage" && npm_config_cache="$work/npm-cache" npm prune --omit=dev --ignore-scripts --offline --no-audit --no-fund \
+  --no-update-notifier >/dev/null 2>&1) || die "npm prune failed in $stage"
 rm -f "$stage/dist/.tsbuildinfo"
 mkdir -p "$R$(dirname "$APP_DIR")"
 rm -rf "$R$APP_DIR.new"
@@ -77,6 +88,7 @@ mv "$stage" "$R$APP_DIR.new"
 chmod 0755 "$R$APP_DIR.new"
 rm -rf "$R$APP_DIR"
 mv "$R$APP_DIR.new" "$R$APP_DIR"
+rm -rf "$work"
 trap - EXIT
 
 # Identity: root-only; systemd hands the service private copies (LoadCredential).
@@ -86,13 +98,16 @@ install -m 0600 "$CA" "$R$CONF_DIR/credentials/ca.pem"
 install -m 0600 "$CERT" "$R$CONF_DIR/credentials/worker.pem"
 install -m 0600 "$KEY" "$R$CONF_DIR/credentials/worker-key.pem"
 
-# Settings: rewritten when given, otherwise kept as the operator left them.
+# Settings: rewritten when given, otherwise kept as the operator left them. Values are double-quoted with \ " ` $
+# escaped, which systemd's EnvironmentFile= and a POSIX shell both read back as the value given.
+env_quote() { printf '"%s"' "$(printf '%s' "$1" | sed -e 's/[\\"`$]/\\&/g')"; }
 env_file="$R$CONF_DIR/worker.env"
 if [ "$SETTINGS" -eq 1 ] || [ ! -f "$env_file" ]; then
   {
-    echo "# mcp-fleet worker settings: one MCP_FLEET_<FLAG>=value per line (see mcp-fleet worker --help)."
-    if [ -n "$MANAGER" ]; then echo "MCP_FLEET_MANAGER=$MANAGER"; else echo "# MCP_FLEET_MANAGER=wss://manager.lan:7443   (unset: found by mDNS)"; fi
-    if [ -n "$LABELS" ]; then echo "MCP_FLEET_LABELS=$LABELS"; else echo "# MCP_FLEET_LABELS=role=web,zone=a"; fi
+    echo "# mcp-fleet worker settings: one MCP_FLEET_<FLAG>=\"value\" per line (see mcp-fleet worker --help)."
+    if [ -n "$MANAGER" ]; then echo "MCP_FLEET_MANAGER=$(env_quote "$MANAGER")"; else echo "# MCP_FLEET_MANAGER=wss://manager.lan:7443   (unset: found by mDNS)"; fi
+    if [ "$NO_MDNS" -eq 1 ]; then echo 'MCP_FLEET_NO_MDNS="1"'; fi
+    if [ -n "$LABELS" ]; then echo "MCP_FLEET_LABELS=$(env_quote "$LABELS")"; else echo "# MCP_FLEET_LABELS=role=web,zone=a"; fi
   } > "$env_file.new"
   chmod 0644 "$env_file.new"
   mv "$env_file.new" "$env_file"

@@ -3,13 +3,13 @@ import { z } from "zod";
 import { fields, flag, loadConfig } from "../config/load.js";
 import { FleetError } from "../errors.js";
 import { ROLES } from "../pki/identity.js";
-import { initFleet, issueWorker, revokeWorker } from "../pki/store.js";
+import { initFleet, issueWorker, listCertificates, revokeWorker, type ListedCertificate } from "../pki/store.js";
 import { loadTlsMaterial } from "../tls/contexts.js";
 
 const dirFlag = () => flag("--dir <dir>", "certificate directory", "certs");
 
 export function certsCommand(): Command {
-  const certs = new Command("certs").description("create the fleet CA and certificates, and revoke them");
+  const certs = new Command("certs").description("create the fleet CA and certificates, list and revoke them");
 
   certs
     .command("init")
@@ -44,13 +44,27 @@ export function certsCommand(): Command {
 
   certs
     .command("revoke")
-    .description("add a worker's certificate to the CRL")
+    .description("put every unexpired certificate issued to a worker on the CRL (renewed ones included)")
     .argument("<worker-id>")
     .addOption(dirFlag())
     .action(async (workerId: string, _opts, cmd: Command) => {
       const o = loadConfig(z.object({ dir: fields.path }), cmd);
       const r = await revokeWorker({ dir: o.dir, id: workerId });
-      console.log(`revoked worker "${r.id}" (serial ${r.serialNumber}); CRL written to ${r.crl}`);
+      const serials = (list: string[]) => (list.length === 1 ? `serial ${list[0]}` : `serials ${list.join(", ")}`);
+      const done = r.revoked.length > 0 ? `revoked ${serials(r.revoked)}` : "nothing left to revoke";
+      const before = r.alreadyRevoked.length > 0 ? `; already revoked: ${serials(r.alreadyRevoked)}` : "";
+      console.log(`worker "${r.id}": ${done}${before}; CRL number ${r.crlNumber} written to ${r.crl}`);
+    });
+
+  certs
+    .command("list")
+    .description("list every certificate issued from this directory: id, role, serial, validity, revoked or not")
+    .addOption(dirFlag())
+    .option("--json", "one JSON array, for scripts")
+    .action(async (_opts, cmd: Command) => {
+      const o = loadConfig(z.object({ dir: fields.path, json: z.boolean().optional() }), cmd);
+      const list = await listCertificates({ dir: o.dir });
+      console.log(o.json ? JSON.stringify(list, null, 2) : table(list));
     });
 
   certs
@@ -70,4 +84,22 @@ export function certsCommand(): Command {
     });
 
   return certs;
+}
+
+/** The human view of `certs list`: one aligned row per certificate, dates to the second. */
+function table(list: ListedCertificate[]): string {
+  const day = (iso: string) => iso.replace(/\.\d{3}Z$/, "Z");
+  const rows = [
+    ["ID", "ROLE", "SERIAL", "NOT AFTER", "STATUS", "CURRENT"],
+    ...list.map((c) => [
+      c.id,
+      c.role,
+      c.serialNumber,
+      day(c.notAfter),
+      c.status === "revoked" ? `revoked ${day(c.revokedAt!)}` : c.status,
+      c.current ? "yes" : "",
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }

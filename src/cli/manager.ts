@@ -6,7 +6,7 @@ import { fields, flag, loadConfig } from "../config/load.js";
 import { createLogger } from "../log.js";
 import { startManager } from "../manager/manager.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { defaultStateFile } from "../config/paths.js";
+import { DEFAULT_STATE_HINT, defaultStateFile } from "../config/paths.js";
 import { createMcpServer } from "../mcp/server.js";
 import { duration, logLevelField, logLevelFlag, shutdownOn, tlsFields } from "./common.js";
 
@@ -19,7 +19,7 @@ const schema = z.object({
   missedHeartbeats: fields.positiveInt(100),
   heartbeatBudget: z.coerce.number().int().min(0).max(10_000_000),
   pressurePercent: z.coerce.number().min(0).max(100),
-  state: fields.path,
+  state: fields.optionalPath,
   restartGrace: duration({ min: 0, max: 86_400_000 }),
   forgetOfflineAfter: duration({ min: 0, max: 3650 * 86_400_000 }),
   requestTimeout: duration({ min: 100, max: 600_000 }),
@@ -45,7 +45,7 @@ export function managerCommand(): Command {
     .addOption(flag("--missed-heartbeats <n>", "a connected worker is unhealthy after this many missed intervals", "3"))
     .addOption(flag("--heartbeat-budget <n>", "heartbeats per second for the whole fleet; the interval lengthens beyond it (0: no limit)", "2000"))
     .addOption(flag("--pressure-percent <n>", "memory or disk use above this percent is a warning; 0 turns it off", "95"))
-    .addOption(flag("--state <file>", "where known workers and their history are kept", defaultStateFile()))
+    .addOption(flag("--state <file>", `where known workers and their history are kept (default: ${DEFAULT_STATE_HINT})`))
     .addOption(flag("--restart-grace <duration>", "after a restart, how long known workers have to reconnect (stretched, up to 4 times, while they still are)", "30s"))
     .addOption(flag("--forget-offline-after <duration>", "forget a worker offline (goodbye or revoked certificate) for longer than this; 0s: never", "7d"))
     .addOption(flag("--request-timeout <duration>", "how long a worker has to answer a status request", "5s"))
@@ -71,7 +71,8 @@ export function managerCommand(): Command {
         heartbeatBudget: o.heartbeatBudget,
         pressurePercent: o.pressurePercent,
         certWarnMs: o.certWarn,
-        stateFile: o.state,
+        // Only here, when a manager really starts: no other command needs a home directory.
+        stateFile: o.state ?? defaultStateFile(),
         restartGraceMs: o.restartGrace,
         forgetOfflineAfterMs: o.forgetOfflineAfter,
         mdns: o.mdns,

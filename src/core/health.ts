@@ -82,7 +82,7 @@ export interface ConnectedFacts {
 }
 
 /**
- * The health of a connected worker (DESIGN.md §4). A worker that is not connected is `unhealthy` or `offline`
+ * The health of a connected worker (docs/architecture.md, fixed decision 4). A worker that is not connected is `unhealthy` or `offline`
  * according to how it left, which only the registry knows; this function never returns those for that reason.
  */
 export function assessConnected(facts: ConnectedFacts, policy: HealthPolicy): { state: HealthState; reasons: Reason[] } {

@@ -102,7 +102,7 @@ export class FleetBrowser extends EventEmitter<{ change: [] }> {
     next.on("up", seen);
     next.on("srv-update", seen);
     next.on("txt-update", seen);
-    // Only one Browser listens at a time: each one adds a listener to the shared socket (FIELD-NOTES).
+    // Only one Browser listens at a time: each one adds a listener to the shared socket (docs/architecture.md, bonjour-service pitfalls).
     this.browser?.stop();
     this.browser = next;
     this.prune();

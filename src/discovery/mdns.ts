@@ -2,7 +2,7 @@ import { Bonjour } from "bonjour-service";
 import type { Logger } from "../log.js";
 
 export interface MdnsOptions {
-  /** Bind address; 0.0.0.0 unless told otherwise (FIELD-NOTES: `interface` also binds). */
+  /** Bind address; 0.0.0.0 unless told otherwise (bonjour-service's `interface` option also binds the socket: docs/architecture.md, bonjour-service pitfalls). */
   bind?: string;
 }
 

@@ -32,7 +32,7 @@ export interface PublisherOptions {
 
 /**
  * Announces one service, on its own bonjour-service instance: stopping a service withdraws every record of the
- * same name in its instance, including a sibling's host records (FIELD-NOTES), so services never share one.
+ * same name in its instance, including a sibling's host records (docs/architecture.md, bonjour-service pitfalls), so services never share one.
  */
 export class Publisher {
   private bonjour: Bonjour | null = null;

@@ -10,7 +10,7 @@ const TXT_VERSION = "1";
 
 /**
  * What one announcement says. Everything in it is a hint: the fleet id only saves a worker from dialling
- * managers of other fleets; the manager's certificate is what is trusted (DESIGN.md §2).
+ * managers of other fleets; the manager's certificate is what is trusted (docs/architecture.md, fixed decision 2).
  */
 export interface Announcement {
   role: "manager" | "worker";

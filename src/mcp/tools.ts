@@ -8,9 +8,9 @@ import type { ToolOptions } from "./tool-kit.js";
 export type { ToolOptions } from "./tool-kit.js";
 
 /**
- * The fixed tool set. Clients do not reliably re-read tool lists, so nothing here depends on which workers exist:
- * every tool takes the worker or a filter as an argument. Every answer stays within the answer budget
- * (answer-budget.ts), and every list pages with `limit` and `cursor`.
+ * The fixed tool set (docs/architecture.md, fixed decision 6). Clients do not reliably re-read tool lists, so
+ * nothing here depends on which workers exist: every tool takes the worker or a filter as an argument. Every answer
+ * stays within the answer budget (answer-budget.ts), and every list pages with `limit` and `cursor`.
  */
 export function registerTools(server: McpServer, manager: Manager, options: ToolOptions): void {
   registerListWorkers(server, manager);

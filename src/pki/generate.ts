@@ -9,7 +9,7 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-// ECDSA P-256: handshakes cost about a tenth of RSA-2048's signing time (FIELD-NOTES.md).
+// ECDSA P-256: signing costs about a tenth of RSA-2048's, and handshakes are cheaper (docs/architecture.md, fixed decision 7).
 const KEY_ALG = { name: "ECDSA", namedCurve: "P-256" } as const;
 const SIGN_ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const DAY = 86_400_000;
@@ -129,12 +129,33 @@ export interface RevokedEntry {
   revokedAt: Date;
 }
 
+// id-ce-cRLNumber (RFC 5280 §5.2.3): a non-critical INTEGER that grows with every CRL the CA issues.
+const CRL_NUMBER_OID = "2.5.29.20";
+
+/** DER INTEGER of a non-negative number: big-endian, with a leading zero byte when the top bit is set. */
+function derInteger(value: bigint): Buffer {
+  let hex = value.toString(16);
+  if (hex.length % 2) hex = `0${hex}`;
+  let body = Buffer.from(hex, "hex");
+  if (body[0]! & 0x80) body = Buffer.concat([Buffer.from([0]), body]);
+  if (body.length > 20) throw new RangeError("a CRL number has at most 20 octets");
+  return Buffer.concat([Buffer.from([0x02, body.length]), body]);
+}
+
+function readDerInteger(der: ArrayBuffer): bigint | null {
+  const bytes = Buffer.from(der);
+  if (bytes.length < 3 || bytes[0] !== 0x02 || bytes[1] !== bytes.length - 2 || bytes[1]! > 21) return null;
+  if (bytes[2]! & 0x80) return null; // negative: not a CRL number
+  return BigInt(`0x${bytes.subarray(2).toString("hex")}`);
+}
+
 /**
- * Writes the CA's CRL. nextUpdate is the CA's own expiry: tools that check CRLs (OpenSSL among them) refuse
- * everything once one is past nextUpdate, and this CRL is distributed as a file, not fetched, so a short one
- * would only cause outages.
+ * Writes the CA's CRL, numbered `number`. nextUpdate is the CA's own expiry: tools that check CRLs (OpenSSL
+ * among them) refuse everything once one is past nextUpdate, and this CRL is distributed as a file, not fetched,
+ * so a short one would only cause outages. The number is what lets a reader refuse an older CRL put back in
+ * place of a newer one (which would un-revoke certificates).
  */
-export async function createCrl(options: { ca: Pem; revoked: RevokedEntry[] }): Promise<string> {
+export async function createCrl(options: { ca: Pem; revoked: RevokedEntry[]; number?: bigint }): Promise<string> {
   const caCert = new x509.X509Certificate(options.ca.certPem);
   const crl = await x509.X509CrlGenerator.create({
     issuer: caCert.subject,
@@ -147,15 +168,34 @@ export async function createCrl(options: { ca: Pem; revoked: RevokedEntry[] }): 
     })),
     signingKey: await importSigningKey(options.ca.keyPem),
     signingAlgorithm: SIGN_ALG,
-    extensions: [await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey)],
+    extensions: [
+      await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+      new x509.Extension(CRL_NUMBER_OID, false, derInteger(options.number ?? 1n)),
+    ],
   });
   // The library labels it "CRL"; OpenSSL, and so Node, only read the "X509 CRL" label.
   return x509.PemConverter.encode(crl.rawData, "X509 CRL");
 }
 
-export function readCrlEntries(pem: string): RevokedEntry[] {
+export interface CrlFacts {
+  entries: RevokedEntry[];
+  /** The CRL number, or null for a CRL without one (written before CRLs were numbered). */
+  number: bigint | null;
+  thisUpdate: Date;
+}
+
+export function readCrl(pem: string): CrlFacts {
   const crl = new x509.X509Crl(pem);
-  return crl.entries.map((e) => ({ serialNumber: e.serialNumber.toLowerCase(), revokedAt: e.revocationDate }));
+  const ext = crl.extensions.find((e) => e.type === CRL_NUMBER_OID);
+  return {
+    entries: crl.entries.map((e) => ({ serialNumber: e.serialNumber.toLowerCase(), revokedAt: e.revocationDate })),
+    number: ext ? readDerInteger(ext.value) : null,
+    thisUpdate: crl.thisUpdate,
+  };
+}
+
+export function readCrlEntries(pem: string): RevokedEntry[] {
+  return readCrl(pem).entries;
 }
 
 /** True if `crlPem` is a CRL signed by the CA in `caPem`. */

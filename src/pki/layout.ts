@@ -1,6 +1,6 @@
 import { join } from "node:path";
 
-/** The files `mcp-fleet certs` writes, as DESIGN.md names them. */
+/** The files `mcp-fleet certs` writes (the layout README.md documents). */
 export function certLayout(dir: string) {
   return {
     dir,
@@ -9,6 +9,7 @@ export function certLayout(dir: string) {
     manager: join(dir, "manager.pem"),
     managerKey: join(dir, "manager-key.pem"),
     crl: join(dir, "crl.pem"),
+    inventory: join(dir, "inventory.json"),
     workersDir: join(dir, "workers"),
     worker: (id: string) => join(dir, "workers", `${id}.pem`),
     workerKey: (id: string) => join(dir, "workers", `${id}-key.pem`),

@@ -1,10 +1,11 @@
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { FleetError } from "../errors.js";
 import { WORKER_ID_PATTERN } from "../protocol/messages.js";
-import { createCa, createCrl, issueCertificate, readCrlEntries, type Pem } from "./generate.js";
+import { createCa, createCrl, issueCertificate, readCrl, type Pem, type RevokedEntry } from "./generate.js";
 import { FLEET_NAME_PATTERN, readCertificate } from "./identity.js";
+import { entryFor, readInventory, record, updateInventory, type Inventory, type InventoryEntry } from "./inventory.js";
 import { certLayout } from "./layout.js";
 
 const PRIVATE = 0o600;
@@ -79,8 +80,12 @@ export async function initFleet(options: { dir: string; fleet: string; days?: nu
   await writeNew(files.ca, ca.certPem, PUBLIC);
   await writeNew(files.managerKey, manager.keyPem, PRIVATE);
   await writeNew(files.manager, manager.certPem, PUBLIC);
-  await writeNew(files.crl, await createCrl({ ca, revoked: [] }), PUBLIC, true);
-  return { fleet, files: [files.ca, files.caKey, files.manager, files.managerKey, files.crl] };
+  await updateInventory(files.inventory, async (inventory) => {
+    record(inventory, entryFor(readCertificate(manager.certPem), { id: "manager", role: "manager" }));
+    inventory.crlNumber = "1";
+    await writeNew(files.crl, await createCrl({ ca, revoked: [], number: 1n }), PUBLIC, true);
+  });
+  return { fleet, files: [files.ca, files.caKey, files.manager, files.managerKey, files.crl, files.inventory] };
 }
 
 export interface IssueResult {
@@ -101,28 +106,110 @@ export async function issueWorker(options: { dir: string; id: string; days?: num
     throw new FleetError(
       "E_CERT_EXISTS",
       `a certificate for worker "${id}" already exists in ${files.workersDir}; pass --force to replace it ` +
-        "(the old one stays valid until it expires or you revoke it)",
+        "(the old one stays valid until it expires or `certs revoke` revokes this id)",
     );
   }
   await mkdir(files.workersDir, { recursive: true, mode: 0o755 });
-  const issued = await issueCertificate({ ca, identity: { fleet, role: "worker", id }, days: options.days ?? 365 });
-  await writeNew(files.workerKey(id), issued.keyPem, PRIVATE, options.force);
-  await writeNew(files.worker(id), issued.certPem, PUBLIC, options.force);
-  return { id, cert: files.worker(id), key: files.workerKey(id), notAfter: issued.notAfter, serialNumber: issued.serialNumber };
+  return updateInventory(files.inventory, async (inventory) => {
+    // The certificate being replaced stays valid until it expires: it must stay revocable by its id.
+    await adoptCurrent(inventory, files.worker(id), id);
+    const issued = await issueCertificate({ ca, identity: { fleet, role: "worker", id }, days: options.days ?? 365 });
+    record(inventory, entryFor(readCertificate(issued.certPem), { id, role: "worker" }));
+    await writeNew(files.workerKey(id), issued.keyPem, PRIVATE, options.force);
+    await writeNew(files.worker(id), issued.certPem, PUBLIC, options.force);
+    return { id, cert: files.worker(id), key: files.workerKey(id), notAfter: issued.notAfter, serialNumber: issued.serialNumber };
+  });
 }
 
-export async function revokeWorker(options: { dir: string; id: string }): Promise<{ id: string; serialNumber: string; crl: string }> {
+/** Lists the certificate now at `certPath` if the inventory does not know it yet (issued before it existed). */
+async function adoptCurrent(inventory: Inventory, certPath: string, id: string): Promise<void> {
+  if (!existsSync(certPath)) return;
+  const facts = readCertificate(await readFile(certPath, "utf8"));
+  if (facts.identity?.role !== "worker" || facts.identity.id !== id) return;
+  const entry = entryFor(facts, { id, role: "worker" });
+  entry.issuedAt = facts.notBefore.toISOString();
+  record(inventory, entry);
+}
+
+export interface RevokeResult {
+  id: string;
+  /** Serials revoked by this command. */
+  revoked: string[];
+  /** Serials of this id that an earlier revocation already covered. */
+  alreadyRevoked: string[];
+  crl: string;
+  crlNumber: bigint;
+}
+
+/**
+ * Revokes every unexpired certificate issued to worker `id` (renewals leave older ones valid) and writes a CRL
+ * numbered above every earlier one, so the manager can tell it from an older CRL put back in its place.
+ */
+export async function revokeWorker(options: { dir: string; id: string }): Promise<RevokeResult> {
   const id = validateWorkerId(options.id);
   const files = certLayout(options.dir);
   const ca = await loadCa(options.dir);
-  if (!existsSync(files.worker(id))) {
-    throw new FleetError("E_CERT", `no certificate for worker "${id}" in ${files.workersDir}`);
+  return updateInventory(files.inventory, async (inventory) => {
+    await adoptCurrent(inventory, files.worker(id), id);
+    const now = new Date();
+    const mine = inventory.certificates.filter((c) => c.role === "worker" && c.id === id);
+    if (mine.length === 0) throw new FleetError("E_CERT", `no certificate for worker "${id}" in ${files.dir}`);
+    const alreadyRevoked = mine.filter((c) => c.revokedAt !== null).map((c) => c.serialNumber);
+    const revoked: string[] = [];
+    for (const c of mine) {
+      if (c.revokedAt === null && Date.parse(c.notAfter) > now.getTime()) {
+        c.revokedAt = now.toISOString();
+        revoked.push(c.serialNumber);
+      }
+    }
+    const current = existsSync(files.crl) ? readCrl(await readFile(files.crl, "utf8")) : null;
+    const crlNumber = [BigInt(inventory.crlNumber), current?.number ?? 0n].reduce((a, b) => (a > b ? a : b)) + 1n;
+    await writeNew(files.crl, await createCrl({ ca, revoked: crlEntries(inventory, current?.entries ?? []), number: crlNumber }), PUBLIC, true);
+    inventory.crlNumber = crlNumber.toString();
+    return { id, revoked, alreadyRevoked, crl: files.crl, crlNumber };
+  });
+}
+
+/** What the CRL lists: everything it listed before, and every certificate the inventory says is revoked. */
+function crlEntries(inventory: Inventory, previous: RevokedEntry[]): RevokedEntry[] {
+  const bySerial = new Map(previous.map((e) => [e.serialNumber, e]));
+  for (const c of inventory.certificates) {
+    if (c.revokedAt !== null && !bySerial.has(c.serialNumber)) bySerial.set(c.serialNumber, { serialNumber: c.serialNumber, revokedAt: new Date(c.revokedAt) });
   }
-  const serialNumber = readCertificate(await readFile(files.worker(id), "utf8")).serialNumber;
-  const revoked = existsSync(files.crl) ? readCrlEntries(await readFile(files.crl, "utf8")) : [];
-  if (!revoked.some((r) => r.serialNumber === serialNumber)) {
-    revoked.push({ serialNumber, revokedAt: new Date() });
+  return [...bySerial.values()];
+}
+
+export type CertificateStatus = "valid" | "expired" | "revoked";
+
+export interface ListedCertificate extends InventoryEntry {
+  status: CertificateStatus;
+  /** The certificate now in workers/<id>.pem (or manager.pem): the one a fresh install would use. */
+  current: boolean;
+}
+
+/** Every certificate issued from `dir`, oldest first, with whether it is revoked, expired, and the current one. */
+export async function listCertificates(options: { dir: string }): Promise<ListedCertificate[]> {
+  const files = certLayout(options.dir);
+  if (!existsSync(files.ca)) throw new FleetError("E_CERT", `no fleet CA in ${options.dir}: run \`mcp-fleet certs init --dir ${options.dir}\` first`);
+  const inventory = await readInventory(files.inventory);
+  const currentSerials = new Set<string>();
+  const names = existsSync(files.workersDir) ? await readdir(files.workersDir) : [];
+  for (const name of names.filter((n) => n.endsWith(".pem") && !n.endsWith("-key.pem"))) {
+    const id = name.slice(0, -".pem".length);
+    await adoptCurrent(inventory, files.worker(id), id);
+    currentSerials.add(readCertificate(await readFile(files.worker(id), "utf8")).serialNumber);
   }
-  await writeNew(files.crl, await createCrl({ ca, revoked }), PUBLIC, true);
-  return { id, serialNumber, crl: files.crl };
+  if (existsSync(files.manager)) {
+    const manager = readCertificate(await readFile(files.manager, "utf8"));
+    currentSerials.add(manager.serialNumber);
+    record(inventory, { ...entryFor(manager, { id: "manager", role: "manager" }), issuedAt: manager.notBefore.toISOString() });
+  }
+  const now = Date.now();
+  return inventory.certificates
+    .map((c) => ({
+      ...c,
+      status: (c.revokedAt !== null ? "revoked" : Date.parse(c.notAfter) <= now ? "expired" : "valid") as CertificateStatus,
+      current: currentSerials.has(c.serialNumber),
+    }))
+    .sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
 }

@@ -36,7 +36,7 @@ const MANAGER_CERT_REJECTED = new Set([
 /**
  * Classifies a failed attempt. `tlsDone` matters: with TLS 1.3 the client finishes its side of the handshake
  * before the server has checked the client certificate, so a refusal arrives as an alert or a bare reset
- * afterwards, not as a handshake error (FIELD-NOTES.md).
+ * afterwards, not as a handshake error.
  */
 export function classifyError(err: Error & { code?: string }, tlsDone: boolean): Failure {
   const code = err.code ?? "";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { copyFileSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { tempDir } from "../helpers/fleet.js";
@@ -79,5 +79,68 @@ describe("mcp-fleet certs", () => {
         ),
       /certificate revoked/,
     );
+  });
+});
+
+describe("mcp-fleet certs: the inventory, renewals and CRL numbers", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => ({ path: dir, cleanup } = await tempDir("inventory")));
+  after(() => cleanup());
+  const crlNumber = () => execFileSync("openssl", ["crl", "-in", join(dir, "crl.pem"), "-noout", "-crlnumber"], { encoding: "utf8" }).trim();
+  const revokedByCrl = (cert: string) => {
+    const r = spawnSync("openssl", ["verify", "-crl_check", "-CRLfile", join(dir, "crl.pem"), "-CAfile", join(dir, "ca.pem"), cert], { encoding: "utf8" });
+    return /certificate revoked/.test(r.stdout + r.stderr);
+  };
+
+  it("revoke reaches the certificate a renewal replaced, and every CRL carries a higher number", async () => {
+    for (const args of [["init", "--fleet", "inv"], ["issue", "w1"], ["issue", "w2"]]) {
+      const r = await runCli(["certs", ...args, "--dir", dir]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    assert.equal(crlNumber(), "crlNumber=0x01");
+    assert.equal(statSync(join(dir, "inventory.json")).mode & 0o777, 0o644, "no secret in it");
+    const old = join(dir, "w1-old.pem");
+    copyFileSync(join(dir, "workers/w1.pem"), old);
+    const renewed = await runCli(["certs", "issue", "w1", "--force", "--dir", dir]);
+    assert.equal(renewed.code, 0, renewed.stderr);
+
+    const r = await runCli(["certs", "revoke", "w1", "--dir", dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(revokedByCrl(old), "the certificate replaced by issue --force is on the CRL");
+    assert.ok(revokedByCrl(join(dir, "workers/w1.pem")), "and so is the current one");
+    assert.ok(!revokedByCrl(join(dir, "workers/w2.pem")), "another worker's is not");
+    assert.equal(crlNumber(), "crlNumber=0x02");
+
+    const again = await runCli(["certs", "revoke", "w1", "--dir", dir]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /nothing left to revoke; already revoked: serials/);
+    assert.equal(crlNumber(), "crlNumber=0x03", "a rewritten CRL is a newer CRL");
+    // Even with crl.pem lost, the next CRL is numbered above every earlier one (the inventory remembers).
+    rmSync(join(dir, "crl.pem"));
+    assert.equal((await runCli(["certs", "revoke", "w2", "--dir", dir])).code, 0);
+    assert.equal(crlNumber(), "crlNumber=0x04");
+    assert.ok(revokedByCrl(old), "and it still lists everything revoked before");
+  });
+
+  it("certs list shows every certificate issued, as a table and as JSON", async () => {
+    const json = await runCli(["certs", "list", "--dir", dir, "--json"]);
+    assert.equal(json.code, 0, json.stderr);
+    const list = JSON.parse(json.stdout) as Array<{ id: string; role: string; serialNumber: string; status: string; current: boolean; notAfter: string }>;
+    assert.deepEqual(
+      list.map((c) => [c.id, c.role, c.status, c.current]),
+      [
+        ["manager", "manager", "valid", true],
+        ["w1", "worker", "revoked", false],
+        ["w2", "worker", "revoked", true],
+        ["w1", "worker", "revoked", true],
+      ],
+    );
+    const table = await runCli(["certs", "list", "--dir", dir]);
+    assert.equal(table.code, 0, table.stderr);
+    const lines = table.stdout.trim().split("\n");
+    assert.match(lines[0]!, /^ID\s+ROLE\s+SERIAL\s+NOT AFTER\s+STATUS\s+CURRENT$/);
+    assert.equal(lines.length, 1 + list.length);
+    for (const c of list) assert.ok(lines.some((l) => l.includes(c.serialNumber) && l.startsWith(c.id)), c.serialNumber);
   });
 });

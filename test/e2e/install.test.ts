@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
@@ -12,6 +12,10 @@ const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const UNIT = join(REPO, "systemd", "mcp-fleet-worker.service");
 const INSTALL = join(REPO, "scripts", "install-worker.sh");
 const hasAnalyze = spawnSync("systemd-analyze", ["--version"]).status === 0;
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.log("# skipping the ownership and no-home-directory checks: they need root (CI runs as root)");
+/** A uid and gid with no passwd or group entry, as a systemd DynamicUser has on a host without libnss-systemd. */
+const NOBODY_KNOWN = 61234;
 if (!hasAnalyze) console.log("# skipping the systemd unit checks: systemd-analyze is not installed (CI installs it)");
 
 /** Every file under `dir`, relative, with its mode and a hash of its content. */
@@ -69,7 +73,7 @@ describe("scripts/install-worker.sh (into a temporary root: systemd is not PID 1
     assert.equal(mode("etc/mcp-fleet/credentials"), "700");
     for (const f of ["ca.pem", "worker.pem", "worker-key.pem"]) assert.equal(mode(`etc/mcp-fleet/credentials/${f}`), "600");
     assert.equal(readFileSync(join(root, "etc/mcp-fleet/credentials/worker-key.pem"), "utf8"), readFileSync(fx.certs.worker("inst1").key, "utf8"));
-    assert.match(readFileSync(join(root, "etc/mcp-fleet/worker.env"), "utf8"), /^MCP_FLEET_LABELS=role=db,zone=a$/m);
+    assert.match(readFileSync(join(root, "etc/mcp-fleet/worker.env"), "utf8"), /^MCP_FLEET_LABELS="role=db,zone=a"$/m);
     const unit = readFileSync(join(root, "etc/systemd/system/mcp-fleet-worker.service"), "utf8");
     assert.match(unit, new RegExp(`^ExecStart=${process.execPath.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} /opt/mcp-fleet/dist/cli/main\\.js worker$`, "m"));
     assert.ok(existsSync(join(root, "opt/mcp-fleet/node_modules/ws")), "production dependencies");
@@ -94,6 +98,72 @@ describe("scripts/install-worker.sh (into a temporary root: systemd is not PID 1
     worker.kill("SIGTERM");
     assert.equal((await worker.exited).code, 0);
     await manager.stop();
+  });
+
+  it("the agent needs no home directory: HOME unset, a uid with no passwd entry (a DynamicUser without libnss-systemd)", { skip: isRoot ? false : "needs root" }, async (t) => {
+    const manager = await ManagerProc.start(fx.certs);
+    // Copies the unprivileged uid can read, as LoadCredential= hands the service its own.
+    const creds = join(fx.dir, "homeless");
+    mkdirSync(creds, { mode: 0o700 });
+    const { cert, key } = fx.certs.worker("inst1");
+    for (const [from, to] of [[fx.certs.ca, "ca.pem"], [cert, "worker.pem"], [key, "worker-key.pem"]] as const) copyFileSync(from, join(creds, to));
+    chmodSync(fx.dir, 0o711);
+    for (const f of ["", "ca.pem", "worker.pem", "worker-key.pem"]) chownSync(join(creds, f), NOBODY_KNOWN, NOBODY_KNOWN);
+    assert.throws(() => execFileSync("getent", ["passwd", String(NOBODY_KNOWN)], { stdio: "ignore" }), "the uid has no passwd entry");
+    const worker = new Proc(
+      "homeless worker",
+      ["worker", "--ca", join(creds, "ca.pem"), "--cert", join(creds, "worker.pem"), "--key", join(creds, "worker-key.pem"), "--manager", manager.url, "--no-mdns"],
+      {},
+      ["setpriv", `--reuid=${NOBODY_KNOWN}`, `--regid=${NOBODY_KNOWN}`, "--clear-groups", "env", "-u", "HOME", "-u", "XDG_DATA_HOME", "--"],
+    );
+    const outcome = await Promise.race([manager.waitForState("inst1", "healthy", 10_000).then(() => "healthy"), worker.exited.then((e) => `exited ${e.code}`)]);
+    assert.equal(outcome, "healthy", worker.lines.map((l) => String(l.raw ?? l.msg)).join("\n"));
+    worker.kill("SIGTERM");
+    assert.equal((await worker.exited).code, 0);
+    await manager.stop();
+    t.diagnostic("the manager, by contrast, needs --state without a home directory:");
+    const m = new Proc("homeless manager", ["manager", "--ca", fx.certs.ca, "--cert", fx.certs.managerCert, "--key", fx.certs.managerKey, "--no-mdns"], {}, [
+      "env", "-u", "HOME", "-u", "XDG_DATA_HOME", "setpriv", `--reuid=${NOBODY_KNOWN}`, `--regid=${NOBODY_KNOWN}`, "--clear-groups", "--",
+    ]);
+    assert.equal((await m.exited).code, 2);
+    assert.match(m.lines.map((l) => String(l.raw)).join("\n"), /no home directory .*: pass --state/);
+  });
+
+  it("installs files owned by root, whoever owns the checkout, and quotes the settings it writes", { skip: isRoot ? false : "needs root" }, async () => {
+    // A checkout owned by an ordinary user: its owner must not own (and so be able to change) the installed agent.
+    const checkout = join(fx.dir, "checkout");
+    for (const part of ["dist", "scripts", "systemd", "package.json", "package-lock.json", "README.md", "node_modules"]) {
+      cpSync(join(REPO, part), join(checkout, part), { recursive: true, verbatimSymlinks: true });
+    }
+    execFileSync("chown", ["-R", `${NOBODY_KNOWN}:${NOBODY_KNOWN}`, checkout]);
+    const other = await tempDir("root-owned");
+    try {
+      const labels = `role=db,note=it's "quoted" \\ $HOME \`x\` with  spaces`;
+      const manager = "wss://127.0.0.1:7443";
+      const { cert, key } = fx.certs.worker("inst1");
+      const r = spawnSync("bash", [join(checkout, "scripts/install-worker.sh"), "--root", other.path, "--ca", fx.certs.ca, "--cert", cert, "--key", key, "--manager", manager, "--labels", labels], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      const foreign: string[] = [];
+      const walk = (d: string) => {
+        for (const name of readdirSync(d)) {
+          const p = join(d, name);
+          const st = lstatSync(p);
+          if (st.uid !== 0 || st.gid !== 0) foreign.push(`${relative(other.path, p)} ${st.uid}:${st.gid}`);
+          if (st.isDirectory()) walk(p);
+        }
+      };
+      walk(other.path);
+      assert.deepEqual(foreign.slice(0, 5), [], `${foreign.length} installed paths not owned by root:root`);
+      // Read back as a shell reads it (systemd's EnvironmentFile= follows the same quoting rules).
+      const env = join(other.path, "etc/mcp-fleet/worker.env");
+      const read = execFileSync("bash", ["-c", 'set -a; . "$1"; printf "%s\\n%s" "$MCP_FLEET_MANAGER" "$MCP_FLEET_LABELS"', "_", env], { encoding: "utf8", env: {} });
+      assert.equal(read, `${manager}\n${labels}`, readFileSync(env, "utf8"));
+      const broken = spawnSync("bash", [INSTALL, "--root", other.path, "--ca", fx.certs.ca, "--cert", cert, "--key", key, "--labels", "a=b\nMCP_FLEET_CA=/tmp/evil.pem"], { encoding: "utf8" });
+      assert.equal(broken.status, 2);
+      assert.match(broken.stderr, /must be one line/);
+    } finally {
+      await other.cleanup();
+    }
   });
 
   it("is idempotent: a second run leaves the same files", () => {

@@ -7,7 +7,7 @@ import { fleetIdFromCa } from "../../src/discovery/txt.js";
 import { makeCerts, tempDir, useCerts } from "../helpers/fleet.js";
 import { McpManager } from "../helpers/mcp-client.js";
 import { labUnavailable, NetLab } from "../helpers/netlab.js";
-import { runCli, sleep, type Proc } from "../helpers/processes.js";
+import { runCli, sleep, type LogLine, type Proc } from "../helpers/processes.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 
 const unavailable = labUnavailable();
@@ -24,6 +24,17 @@ type Zc = {
   services: Array<{ name: string; server?: string; port?: number; addresses?: string[]; txt?: Record<string, string | null> }>;
 };
 
+/** The first log line of `lines` (at or after `from`) that matches, waited for: a log line may still be on its way. */
+async function untilLine(who: { lines: LogLine[] }, pred: (l: LogLine) => boolean, timeoutMs: number, what: string, from = 0): Promise<LogLine> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const hit = who.lines.slice(from).find(pred);
+    if (hit) return hit;
+    if (performance.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms; last lines: ${JSON.stringify(who.lines.slice(-5))}`);
+    await sleep(50);
+  }
+}
+
 async function untilStdout(p: Proc, pred: (line: string) => boolean, timeoutMs: number, what: string): Promise<string> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -35,8 +46,8 @@ async function untilStdout(p: Proc, pred: (line: string) => boolean, timeoutMs: 
 }
 
 /**
- * DESIGN.md's "test on one machine as if it were a LAN": hosts in network namespaces joined by a bridge, so
- * mDNS, link cuts and address changes are real. Root only; CI runs as root.
+ * A LAN on one machine (docs/testing.md): hosts in network namespaces joined by a bridge, so mDNS, link cuts and
+ * address changes are real. Root only; CI runs as root.
  */
 describe("zero-config rollout on a LAN of network namespaces", { skip: unavailable ?? false }, () => {
   const fx = useCerts("lab", ["w1", "w2", "w3", "gone"], { before, after });
@@ -48,12 +59,18 @@ describe("zero-config rollout on a LAN of network namespaces", { skip: unavailab
   const workers = new Map<string, Proc>();
   const managers: McpManager[] = [];
 
-  const zeroconf = async (host: string, seconds: number): Promise<Zc> => {
+  /** python-zeroconf browsing from `host` for `seconds`: `seen` follows its events live, `done` is its summary. */
+  const browse = (host: string, seconds: number) => {
     const p = lab.run(host, "zeroconf", [ZEROCONF, String(seconds)], {}, ["/usr/bin/python3"]);
-    const { code } = await p.exited;
-    assert.equal(code, 0, JSON.stringify(p.lines));
-    return JSON.parse(p.stdout.join("\n")) as Zc;
+    const seen = (name: string, event: string, timeoutMs: number) =>
+      untilStdout(p, (l) => { const e = (JSON.parse(l) as { seen?: { name: string; event: string } }).seen; return e?.name === name && e.event === event; }, timeoutMs, `${event} ${name}`);
+    const done = p.exited.then(({ code }) => {
+      assert.equal(code, 0, JSON.stringify(p.lines));
+      return JSON.parse(p.stdout.at(-1) ?? "null") as Zc;
+    });
+    return { seen, done };
   };
+  const zeroconf = (host: string, seconds: number): Promise<Zc> => browse(host, seconds).done;
   const startWorker = (id: string, host = id, extra: string[] = []) => {
     const { cert, key } = fx.certs.worker(id);
     const w = lab.run(host, `worker ${id}`, ["worker", "--ca", fx.certs.ca, "--cert", cert, "--key", key, ...extra]);
@@ -129,8 +146,9 @@ describe("zero-config rollout on a LAN of network namespaces", { skip: unavailab
     assert.equal(u.addresses[0], lab.host("gone").address, "the announcement's source address comes first");
     assert.ok(!listed.workers.some((w) => w.id === "gone"), "an announcement never creates a registry entry");
     assert.ok(!listed.unverified.some((x) => ["w1", "w2", "w3"].includes(x.id)), "connected workers are not listed as unverified");
-    assert.ok(manager.lines.some((l) => l.reason === "CERT_REVOKED"), "the manager refused it at the handshake");
-    assert.ok(workers.get("gone")!.lines.some((l) => l.kind === "certificate_refused"));
+    // Each process logs on its own schedule: the refusal may reach the test after the announcement did.
+    await untilLine(manager, (l) => l.reason === "CERT_REVOKED", 10_000, "the manager's CERT_REVOKED refusal at the handshake");
+    await untilLine(workers.get("gone")!, (l) => l.kind === "certificate_refused", 10_000, "the worker's certificate_refused");
   });
 
   it("a cut link turns the worker unhealthy within the detection bound; restored, it is healthy again", async (t) => {
@@ -147,11 +165,14 @@ describe("zero-config rollout on a LAN of network namespaces", { skip: unavailab
   });
 
   it("the manager restarted on another address: the workers find it again and are healthy within 20 s", async (t) => {
-    const watching = zeroconf("obs", 8);
-    await sleep(1000);
+    const watching = browse("obs", 12);
+    // The observer must have seen the old manager before it leaves, or its goodbye would mean nothing.
+    await watching.seen("mcp-fleet manager on mgr._mcp-fleet._tcp.local.", "Added", 8000);
+    const dialled = rogue.stdout.length;
     await manager.close();
     assert.equal((await manager.exited).code, 0);
-    await sleep(2000); // only the rogue is announced meanwhile: the workers try it and must refuse it
+    // Only the rogue is announced meanwhile: the workers try it, and must refuse it, before the real one is back.
+    await untilStdout(rogue, (l) => rogue.stdout.slice(dialled).includes(l) && /"event":"tls(-failed)?"/.test(l), 15_000, "a worker dialling the rogue");
     const started = performance.now();
     manager = await McpManager.start(fx.certs, ["--crl", join(fx.dir, "crl.pem")], { launcher: lab.launcher("mgr2"), mdns: true });
     managers.push(manager);
@@ -159,7 +180,7 @@ describe("zero-config rollout on a LAN of network namespaces", { skip: unavailab
       await manager.waitForWorker(id, (w) => w.connected && w.state === "healthy", 20_000);
       t.diagnostic(`${id} healthy ${Math.round(performance.now() - started)} ms after the new manager started`);
     }
-    const seen = await watching;
+    const seen = await watching.done;
     assert.ok(
       seen.events.some((e) => e.event === "Removed" && e.name === "mcp-fleet manager on mgr._mcp-fleet._tcp.local."),
       `the old manager said goodbye on mDNS: ${JSON.stringify(seen.events)}`,
@@ -224,11 +245,10 @@ describe("zero-config rollout on a LAN of network namespaces", { skip: unavailab
       await untilStdout(holder, (l) => l === "bound", 5000, "5353 held");
       const busy = await McpManager.start(fx.certs, ["--state", join(fx.dir, "busy-state.json")], { launcher: lab.launcher("busy"), mdns: true });
       managers.push(busy);
-      await sleep(1000);
-      assert.ok(busy.lines.some((l) => /mDNS unavailable/.test(String(l.msg)) && l.code === "EADDRINUSE"), JSON.stringify(busy.lines));
+      await untilLine(busy, (l) => /mDNS unavailable/.test(String(l.msg)) && l.code === "EADDRINUSE", 10_000, "the manager's mDNS EADDRINUSE");
       const w = startWorker("w1", "busy", ["--manager", "wss://127.0.0.1:7443"]);
       await busy.waitForWorker("w1", (x) => x.state === "healthy", 10_000);
-      assert.ok(w.lines.some((l) => /mDNS unavailable/.test(String(l.msg))), "the worker noticed too, and carried on");
+      await untilLine(w, (l) => /mDNS unavailable/.test(String(l.msg)), 10_000, "the worker noticing mDNS is unavailable, and carrying on");
       assert.ok(w.running);
       await busy.close();
       assert.equal((await busy.exited).code, 0);

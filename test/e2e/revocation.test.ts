@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect, type TLSSocket } from "node:tls";
@@ -40,7 +40,8 @@ function tlsProbe(port: number, tls: { ca: string; cert: string; key: string }, 
 
 describe("revocation without a restart", () => {
   const honest = ["r1", "r2"];
-  const fx = useCerts("revoke", [...honest, "victim"], { before, after });
+  // "late" and "renewed" never run an agent: probes with their certificates show what the manager lets in.
+  const fx = useCerts("revoke", [...honest, "victim", "late", "renewed"], { before, after });
   let manager: ManagerProc;
   const workers = new Map<string, Proc>();
   /** A TLS session of the victim's from before its revocation. */
@@ -50,7 +51,7 @@ describe("revocation without a restart", () => {
     // No --crl: the manager finds crl.pem beside ca.pem, as `certs init` laid them out.
     manager = await ManagerProc.start(fx.certs);
     for (const id of [...honest, "victim"]) workers.set(id, startWorker(fx.certs, id, manager.url));
-    for (const id of [...honest, "victim"]) await manager.waitForState(id, "healthy", 5000);
+    for (const id of [...honest, "victim"]) await manager.waitForState(id, "healthy", 20_000);
     const probe = await tlsProbe(manager.port, { ca: fx.certs.ca, ...fx.certs.worker("victim") });
     assert.equal(probe.endedByManager, false, "before revocation the victim's certificate is let in");
     victimSession = probe.session;
@@ -118,6 +119,40 @@ describe("revocation without a restart", () => {
     assert.equal(raw.opened, false, "the victim is still refused: the last good CRL is in force");
     writeFileSync(crl, good);
     await manager.waitFor((l) => l.msg === "CRL reloaded", 2000, "good CRL back", from);
+  });
+
+  it("an older CRL of the fleet's own, put back in place of a newer one, is refused: the later revocation stays in force", async () => {
+    const crl = join(fx.dir, "crl.pem");
+    const older = readFileSync(crl); // lists the victim only
+    let from = manager.lines.length;
+    const revoked = await runCli(["certs", "revoke", "late", "--dir", fx.dir]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    await manager.waitFor((l) => l.msg === "CRL reloaded" && (l.newlyRevoked as string[]).length === 1, 2000, "late revoked", from);
+    from = manager.lines.length;
+    writeFileSync(crl, older); // signed by the fleet CA, and would un-revoke "late" if believed
+    const refused = await manager.waitFor((l) => /CRL not reloaded/.test(String(l.msg)), 2000, "older CRL refused", from);
+    assert.match(String(refused.err), /older CRL: its CRL number \(\d+\) is not above the one in force \(\d+\)/);
+    const raw = await rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker("late") }).done;
+    assert.equal(raw.opened, false, "late is still refused: the newer CRL is in force");
+  });
+
+  it("revoking an id revokes its renewed certificates too: after issue --force, the older certificate is refused", async () => {
+    const { cert, key } = fx.certs.worker("renewed");
+    const old = { ca: fx.certs.ca, cert: join(fx.dir, "renewed-old.pem"), key: join(fx.dir, "renewed-old-key.pem") };
+    copyFileSync(cert, old.cert);
+    copyFileSync(key, old.key);
+    const renewed = await runCli(["certs", "issue", "renewed", "--force", "--dir", fx.dir]);
+    assert.equal(renewed.code, 0, renewed.stderr);
+    const from = manager.lines.length;
+    const revoked = await runCli(["certs", "revoke", "renewed", "--dir", fx.dir]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    const reloaded = await manager.waitFor((l) => l.msg === "CRL reloaded", 2000, "CRL reloaded", from);
+    for (const tls of [old, { ca: fx.certs.ca, cert, key }]) {
+      const raw = await rawClient(manager.url, tls).done;
+      assert.equal(raw.opened, false, `${tls.cert} is refused`);
+    }
+    assert.equal((reloaded.newlyRevoked as string[]).length, 2, "the old and the new certificate");
+    assert.match(revoked.stdout, /worker "renewed": revoked serials [0-9a-f]+, [0-9a-f]+;/);
   });
 
   it("the other workers stayed healthy throughout", async () => {

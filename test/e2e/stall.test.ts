@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
 import { sleep, type Proc } from "../helpers/processes.js";
 
-/** DESIGN.md §3: the manager's clock decides health, and a pause of the manager itself is not the workers' fault. */
+/** Fixed decision 3 (docs/architecture.md): the manager's clock decides health, and a pause of the manager itself is not the workers' fault. */
 describe("the manager paused for 60 s (SIGSTOP) and resumed", () => {
   const live = ["s1", "s2", "s3"];
   const fx = useCerts("stall", [...live, "victim"], { before, after });

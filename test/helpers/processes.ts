@@ -58,8 +58,10 @@ export class Proc {
       for (const w of this.waiters) w();
     });
     createInterface({ input: this.child.stdout! }).on("line", (text) => this.stdout.push(text));
+    // "close", not "exit": only then has everything the process wrote to its stdout and stderr been read, so a
+    // test that awaits `exited` sees every line.
     this.exited = new Promise((resolve) => {
-      this.child.on("exit", (code, signal) => {
+      this.child.on("close", (code, signal) => {
         live.delete(this);
         resolve({ code, signal });
         for (const w of this.waiters) w();

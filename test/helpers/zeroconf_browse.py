@@ -1,7 +1,8 @@
 """Browse _mcp-fleet._tcp with python-zeroconf, an mDNS implementation independent of ours, for N seconds.
 
-Prints one JSON object: every add/remove event seen, and the services live at the end with their SRV target,
-port, addresses and TXT properties as the other implementation decodes them.
+Prints each add/remove event as a JSON line as it is seen ({"seen": ...}), so a test can wait for one, then, last,
+one JSON object: every event, and the services live at the end with their SRV target, port, addresses and TXT
+properties as the other implementation decodes them.
 """
 import json
 import sys
@@ -17,7 +18,9 @@ events = []
 
 
 def on_change(zeroconf, service_type, name, state_change):
-    events.append({"event": state_change.name, "name": name, "t": time.time()})
+    event = {"event": state_change.name, "name": name, "t": time.time()}
+    events.append(event)
+    print(json.dumps({"seen": event}), flush=True)
 
 
 browser = ServiceBrowser(zc, TYPE, handlers=[on_change])

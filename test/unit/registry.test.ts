@@ -87,7 +87,7 @@ class Harness {
   }
 }
 
-describe("health state machine (DESIGN.md §4) with a fake clock", () => {
+describe("health state machine (docs/architecture.md, fixed decision 4) with a fake clock", () => {
   let h: Harness;
   beforeEach(() => (h = new Harness()));
 

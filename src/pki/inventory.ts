@@ -1,0 +1,109 @@
+import { existsSync } from "node:fs";
+import { open, readFile, rename, rm, stat, writeFile, chmod } from "node:fs/promises";
+import { z } from "zod";
+import { FleetError } from "../errors.js";
+import { ROLES } from "./identity.js";
+
+/**
+ * Every certificate `mcp-fleet certs` has issued from this directory, so that revoking an id reaches each of
+ * its certificates (a renewal with `issue --force` leaves the older one valid until it expires), and the
+ * number of the last CRL written, so the next one is numbered higher even if crl.pem was lost. It holds no
+ * secret (serials and dates, as the CRL itself does): mode 0644, like the certificates.
+ */
+
+const MODE = 0o644;
+
+const Entry = z.object({
+  serialNumber: z.string().regex(/^[0-9a-f]+$/),
+  id: z.string().min(1),
+  role: z.enum(ROLES),
+  notBefore: z.iso.datetime(),
+  notAfter: z.iso.datetime(),
+  issuedAt: z.iso.datetime(),
+  revokedAt: z.iso.datetime().nullable(),
+});
+export type InventoryEntry = z.infer<typeof Entry>;
+
+const Inventory = z.object({
+  version: z.literal(1),
+  /** Decimal text: CRL numbers may outgrow a JSON number. */
+  crlNumber: z.string().regex(/^\d+$/),
+  certificates: z.array(Entry),
+});
+export type Inventory = z.infer<typeof Inventory>;
+
+const empty = (): Inventory => ({ version: 1, crlNumber: "0", certificates: [] });
+
+export async function readInventory(path: string): Promise<Inventory> {
+  if (!existsSync(path)) return empty();
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, "utf8"));
+  } catch (err) {
+    throw new FleetError("E_CERT", `${path} is not readable JSON: ${(err as Error).message}`);
+  }
+  const parsed = Inventory.safeParse(raw);
+  if (!parsed.success) throw new FleetError("E_CERT", `${path} is not a certificate inventory: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+/** Swapped in atomically: a reader (or a crash) sees the old inventory or the new one, never half of one. */
+async function writeInventory(path: string, inventory: Inventory): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(inventory, null, 2)}\n`, { mode: MODE });
+  await chmod(tmp, MODE);
+  await rename(tmp, path);
+}
+
+const LOCK_WAIT_MS = 10_000;
+// A lock older than this was left by a command that died: every change under it takes milliseconds.
+const LOCK_STALE_MS = 30_000;
+
+/**
+ * Runs `change` with the inventory of `path` and writes what it returns, one command at a time: two `certs`
+ * commands racing would otherwise lose one's certificate from the inventory, and so from a later revocation.
+ */
+export async function updateInventory<T>(path: string, change: (inventory: Inventory) => Promise<T>): Promise<T> {
+  const lock = `${path}.lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      await (await open(lock, "wx")).close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > LOCK_STALE_MS) await rm(lock, { force: true });
+      else if (Date.now() > deadline) throw new FleetError("E_CERT", `${lock} is held by another mcp-fleet certs command`);
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    const inventory = await readInventory(path);
+    const result = await change(inventory);
+    await writeInventory(path, inventory);
+    return result;
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+export function entryFor(
+  facts: { serialNumber: string; notBefore: Date; notAfter: Date },
+  identity: { id: string; role: InventoryEntry["role"] },
+): InventoryEntry {
+  return {
+    serialNumber: facts.serialNumber.toLowerCase(),
+    id: identity.id,
+    role: identity.role,
+    notBefore: facts.notBefore.toISOString(),
+    notAfter: facts.notAfter.toISOString(),
+    issuedAt: new Date().toISOString(),
+    revokedAt: null,
+  };
+}
+
+/** Adds `entry` unless its serial is already listed (a certificate adopted from before the inventory existed). */
+export function record(inventory: Inventory, entry: InventoryEntry): void {
+  if (!inventory.certificates.some((c) => c.serialNumber === entry.serialNumber)) inventory.certificates.push(entry);
+}

@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, it } from "node:test";
+import { useCerts } from "../helpers/fleet.js";
+import { McpManager } from "../helpers/mcp-client.js";
+import { Container, ensureSystemdRoot, systemdUnavailable } from "../helpers/nspawn.js";
+import type { LogLine } from "../helpers/processes.js";
+
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const UNIT = "mcp-fleet-worker.service";
+const unavailable = systemdUnavailable();
+if (unavailable) console.log(`# skipping the real-systemd test: ${unavailable}`);
+
+/** What the installer may touch, listed to show that --uninstall puts it all back. Logs and systemd's own clocks change by themselves. */
+const SNAPSHOT =
+  "find /etc /opt /usr /srv /home /root /var/lib -xdev 2>/dev/null | grep -v -e '^/var/lib/systemd/timers/' -e '^/var/lib/systemd/random-seed' | sort";
+
+/** A manager log line that may still be on its way: polled, bounded. */
+async function untilLine(m: McpManager, pred: (l: LogLine) => boolean, timeoutMs: number, what: string, from: number, diagnose: () => Promise<string>): Promise<LogLine> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const hit = m.lines.slice(from).find(pred);
+    if (hit) return hit;
+    if (performance.now() > deadline) {
+      const tail = m.lines.slice(-8).map((l) => JSON.stringify(l)).join("\n");
+      throw new Error(`no ${what} within ${timeoutMs} ms.\nmanager:\n${tail}\nunit:\n${await diagnose()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("the worker unit under a real systemd (a minimal Debian host in systemd-nspawn)", { skip: unavailable ?? false }, () => {
+  let box: Container | undefined;
+  let manager: McpManager | undefined;
+  // Registered before useCerts' own clean-up, so the container is gone before its certificate directory is.
+  after(async () => {
+    await box?.poweroff();
+    manager?.kill();
+  });
+  const fx = useCerts("systemd", ["sd1"], { before, after });
+  let untouched = "";
+
+  const journal = async () => (await box!.try(`systemctl status --no-pager -n 30 ${UNIT}; journalctl --no-pager -n 30 -u ${UNIT}`)).stdout;
+  const transition = (to: string, from: number, timeoutMs: number) =>
+    untilLine(manager!, (l) => l.event === "transition" && l.worker === "sd1" && l.to === to, timeoutMs, `sd1 ${to}`, from, journal);
+  const show = async (property: string) => (await box!.sh(`systemctl show -p ${property} --value ${UNIT}`)).trim();
+  /** The service's main process; 0 (no process) would make `kill 0` signal the test's own process group. */
+  const mainPid = async () => {
+    const pid = Number(await show("MainPID"));
+    assert.ok(Number.isInteger(pid) && pid > 1, `${UNIT} has a main process (MainPID=${pid})`);
+    return pid;
+  };
+
+  before(
+    async () => {
+      const root = await ensureSystemdRoot((line) => console.log(`# ${line}`));
+      manager = await McpManager.start(fx.certs);
+      // The checkout and the certificates, read-only, as an operator would copy them onto the host.
+      box = await Container.boot(root, [
+        { host: REPO, inside: "/src" },
+        { host: fx.dir, inside: "/certs" },
+      ]);
+      // npm beside the bound node, as a package installs it (binding npm-cli.js itself breaks its relative imports).
+      await box.sh("ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/bin/npm");
+      untouched = await box.sh(SNAPSHOT);
+    },
+    { timeout: 20 * 60_000 },
+  );
+
+  it("install-worker.sh installs and starts the unit; the worker joins the manager on loopback and reports its disk", async (t) => {
+    const from = manager!.lines.length;
+    const started = performance.now();
+    const r = await box!.try(
+      `/src/scripts/install-worker.sh --ca /certs/ca.pem --cert /certs/workers/sd1.pem --key /certs/workers/sd1-key.pem --manager ${manager!.url} --no-mdns --labels role=systemd`,
+    );
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    t.diagnostic(`installed in ${Math.round(performance.now() - started)} ms`);
+    await transition("healthy", from, 30_000);
+    t.diagnostic(`healthy ${Math.round(performance.now() - started)} ms after the installer started`);
+
+    const s = await manager!.ok<{ source: string; status: { filesystems: Array<{ mount: string; size: number; usePercent: number }> | null } }>("get_worker_status", { worker_id: "sd1" });
+    assert.equal(s.source, "worker");
+    const rootFs = s.status.filesystems?.find((f) => f.mount === "/");
+    assert.ok(rootFs && rootFs.size > 0, `the worker reports its root filesystem: ${JSON.stringify(s.status.filesystems)}`);
+
+    // It runs as a user systemd allocated, which this host cannot name (no libnss-systemd): no passwd entry, no home.
+    const uid = (await box!.sh(`stat -c %u /proc/${await mainPid()}`)).trim();
+    assert.ok(Number(uid) >= 61184 && Number(uid) <= 65519, `a dynamic uid: ${uid}`);
+    assert.notEqual((await box!.try(`getent passwd ${uid}`)).code, 0, "the dynamic user has no passwd entry here");
+    assert.equal(await show("NRestarts"), "0", "no restart loop");
+  });
+
+  it("kill -9 of its main process: systemd restarts it and it is healthy again", async (t) => {
+    const pid = await mainPid();
+    const from = manager!.lines.length;
+    const killed = performance.now();
+    await box!.sh(`kill -9 ${pid}`);
+    await transition("unhealthy", from, 5000);
+    // RestartSec=5s, then a new session.
+    await transition("healthy", from, 30_000);
+    t.diagnostic(`healthy again ${Math.round(performance.now() - killed)} ms after kill -9`);
+    assert.equal(await show("NRestarts"), "1");
+    assert.notEqual(await mainPid(), pid);
+  });
+
+  it("systemctl stop: the worker says goodbye and is offline; the unit stopped cleanly", async () => {
+    const from = manager!.lines.length;
+    await box!.sh(`systemctl stop ${UNIT}`);
+    await transition("offline", from, 10_000);
+    assert.equal(await show("ActiveState"), "inactive");
+    assert.equal(await show("Result"), "success", "exit 0 on SIGTERM");
+  });
+
+  it("--uninstall leaves nothing behind: no files, no unit, no user", async () => {
+    const r = await box!.try("/src/scripts/install-worker.sh --uninstall");
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const now = new Set((await box!.sh(SNAPSHOT)).split("\n"));
+    const was = new Set(untouched.split("\n"));
+    const left = [...now].filter((p) => !was.has(p));
+    const lost = [...was].filter((p) => !now.has(p));
+    assert.deepEqual({ left, lost }, { left: [], lost: [] }, "the file system is as it was before the install");
+    // list-unit-files exits 1 when nothing matches: only the output counts.
+    const units = await box!.try(`systemctl list-units --all --no-legend 'mcp-fleet*'; systemctl list-unit-files --no-legend 'mcp-fleet*'`);
+    assert.equal(units.stdout.trim(), "", "systemd knows no mcp-fleet unit");
+    assert.equal((await box!.sh("ls /run/systemd/dynamic-uid 2>/dev/null | grep mcp-fleet || true")).trim(), "", "no dynamic user left allocated");
+  });
+});
