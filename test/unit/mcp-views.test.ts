@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { defaultDataDir } from "../../src/config/paths.js";
 import type { HealthState } from "../../src/core/health.js";
-import type { WorkerView } from "../../src/core/registry.js";
+import type { RegistrySnapshot, WorkerView } from "../../src/core/registry.js";
 import { loadState, saveState } from "../../src/manager/state-file.js";
 import { describeTransition } from "../../src/mcp/notifications.js";
 import { z } from "zod";
@@ -244,7 +244,7 @@ describe("state file and data directory", () => {
       writeFileSync(path, JSON.stringify(v1));
       const loaded = loadState(path);
       assert.equal(loaded.kind, "loaded", JSON.stringify(loaded));
-      const { workers, events } = (loaded as { snapshot: { workers: Array<Record<string, unknown>>; events: unknown[] } }).snapshot;
+      const { workers, events } = (loaded as { snapshot: RegistrySnapshot }).snapshot;
       assert.equal(workers.length, 2, "no worker is lost");
       assert.ok(!JSON.stringify({ workers, events }).includes(hostile), "nothing of the hostile text is carried over");
       assert.deepEqual(workers.map((w) => [w.hostname, w.agentVersion, w.labels]), [
