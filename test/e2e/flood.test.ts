@@ -63,6 +63,17 @@ describe("one identity reconnecting in a loop", () => {
       assert.deepEqual(transitions, ["healthy"], `${id} never left healthy`);
     }
   });
+
+  it("a refused session that sends an oversized frame before our close lands harms nobody", async () => {
+    // The looper is over its rate: each of these is refused at once, and answers with a frame over 64 KiB.
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, () => rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker("looper") }, (ws) => ws.send("x".repeat(70 * 1024))).done),
+    );
+    assert.ok(outcomes.every((o) => o.closeCode === 4006 || o.closeCode === 1009 || o.closeCode === 1006), JSON.stringify(outcomes.map((o) => o.closeCode)));
+    const { workers } = await manager.ok<{ workers: Array<{ id: string; state: string }> }>("list_workers");
+    for (const id of honest) assert.equal(workers.find((w) => w.id === id)?.state, "healthy", `${id} healthy, and the manager still answers`);
+    assert.ok(!manager.lines.some((l) => /Unhandled 'error' event/.test(String(l.raw))), "nothing escaped");
+  });
 });
 
 describe("a real worker refused for its session rate", () => {
