@@ -23,6 +23,7 @@ import { FrontDoor } from "./front-door.js";
 import { DEFAULT_LIMITS, type SessionLimits } from "./limits.js";
 import { PaceController } from "./pace-controller.js";
 import { StateKeeper } from "./persistence.js";
+import type { CrlUpdate } from "./revocation.js";
 import { SessionTable } from "./session-table.js";
 import { shutDown } from "./shutdown.js";
 import { TICKET_LIFETIME_MS } from "./ticket-keys.js";
@@ -120,9 +121,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const throttle = new LogThrottle(log);
   const pace = new PaceController(registry, options.heartbeatIntervalMs, options.heartbeatBudget ?? 0, log);
   const sessions = new SessionTable();
-  const { material, ticketKeys, revocations } = await loadCredentials(options.tls, options.stateFile, log, ({ revoked }) => {
+  // What a reloaded CRL changes in a running manager: the live sessions it revokes are closed with 4004.
+  const onCrlReloaded = ({ revoked }: CrlUpdate) => {
     for (const s of sessions) if (revoked.has(s.serialNumber)) s.close(CloseCode.REVOKED, `serial ${s.serialNumber}`);
-  });
+  };
+  const { material, ticketKeys, revocations } = await loadCredentials(options.tls, options.stateFile, log, onCrlReloaded);
 
   const server: Server = createServer({
     ...managerServerOptions(material),
