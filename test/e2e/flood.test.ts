@@ -8,7 +8,7 @@ import { sleep } from "../helpers/processes.js";
 import { helloFor, rawClient } from "../helpers/raw-client.js";
 
 const RECONNECTS = 700;
-const PARALLEL = 4;
+const PARALLEL = 1;
 
 /**
  * One identity reconnecting in a loop, with a real worker certificate, beside two honest real workers: the flood
@@ -27,10 +27,16 @@ describe("one identity reconnecting in a loop", () => {
   });
   after(() => manager?.kill());
 
-  /** One session: hello at once; closed by us as soon as the manager answers, or by the manager. */
+  /**
+   * One session: hello at once; once welcomed, a goodbye and a close, so every admitted session is two events (offline,
+   * then back). Closed by the manager if it refuses.
+   */
   function once(): Promise<number | null> {
     const { ws, done } = rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker("looper") }, (s) => s.send(JSON.stringify(helloFor("looper"))));
-    ws.on("message", () => ws.close(1000));
+    ws.on("message", () => {
+      ws.send(JSON.stringify({ type: "goodbye", reason: "SIGTERM" }));
+      ws.close(1000);
+    });
     return done.then((o) => o.closeCode);
   }
 
