@@ -28,6 +28,7 @@ const schema = z.object({
   helloTimeout: duration({ min: 100, max: 120_000 }),
   maxMessageRate: fields.positiveInt(100_000),
   maxSessions: fields.positiveInt(1_000_000),
+  maxSessionRate: z.coerce.number().int().min(0).max(1_000_000),
   certWarn: duration({ min: 0, max: 3650 * 86_400_000 }),
   logLevel: logLevelField,
 });
@@ -54,6 +55,7 @@ export function managerCommand(): Command {
     .addOption(flag("--hello-timeout <duration>", "time a client has from TLS to its hello", "5s"))
     .addOption(flag("--max-message-rate <n>", "messages per second a session may send (bursts of 4x allowed)", "50"))
     .addOption(flag("--max-sessions <n>", "sessions open at once", "20000"))
+    .addOption(flag("--max-session-rate <n>", "new sessions a minute one worker id may open, after a burst of 2x (0: no limit)", "10"))
     .addOption(flag("--cert-warn <duration>", "a worker whose certificate expires within this is degraded", "14d"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
@@ -82,6 +84,8 @@ export function managerCommand(): Command {
           messagesPerSecond: o.maxMessageRate,
           messageBurst: 4 * o.maxMessageRate,
           maxSessions: o.maxSessions,
+          sessionsPerMinute: o.maxSessionRate,
+          sessionBurst: 2 * o.maxSessionRate,
         },
         log,
       });

@@ -23,6 +23,7 @@ import { FrontDoor } from "./front-door.js";
 import { DEFAULT_LIMITS, type SessionLimits } from "./limits.js";
 import { PaceController } from "./pace-controller.js";
 import { StateKeeper } from "./persistence.js";
+import type { CrlUpdate } from "./revocation.js";
 import { SessionTable } from "./session-table.js";
 import { shutDown } from "./shutdown.js";
 import { TICKET_LIFETIME_MS } from "./ticket-keys.js";
@@ -123,10 +124,13 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const throttle = new LogThrottle(log);
   const pace = new PaceController(registry, options.heartbeatIntervalMs, options.heartbeatBudget ?? 0, log);
   const sessions = new SessionTable();
-  const { material, ticketKeys, revocations } = await loadCredentials(options.tls, options.stateFile, log, ({ revoked }) => {
+  // What a reloaded CRL changes in a running manager: the workers it revokes leave the live set, and their live
+  // sessions are closed with 4004.
+  const onCrlReloaded = ({ revoked }: CrlUpdate) => {
     registry.revokeMatching((serial) => revoked.has(serial));
     for (const s of sessions) if (revoked.has(s.serialNumber)) s.close(CloseCode.REVOKED, `serial ${s.serialNumber}`);
-  });
+  };
+  const { material, ticketKeys, revocations } = await loadCredentials(options.tls, options.stateFile, log, onCrlReloaded);
   // Workers restored from the state file whose certificate was revoked while the manager was away.
   if (revocations) registry.revokeMatching((serial) => revocations.isRevoked(serial));
 

@@ -24,8 +24,13 @@ export interface UpgradeParts {
   throttle: LogThrottle;
 }
 
+// A refused peer may still send (an oversized frame, say) before our close lands; ws reports that as an 'error'
+// event, which with no listener would end the process. The close that follows says all there is to say.
+const ignore = () => {};
+
 /** Ends a just-upgraded socket with a code and reason; one that never answers the close is cut off. */
 function refuse(ws: WebSocket, code: AppCloseCode, detail: string): void {
+  ws.on("error", ignore);
   ws.close(code, closeReason(code, detail));
   setTimeout(() => ws.terminate(), 2000).unref();
 }
