@@ -34,7 +34,7 @@ describe("one identity reconnecting in a loop", () => {
   function once(): Promise<number | null> {
     const { ws, done } = rawClient(manager.url, { ca: fx.certs.ca, ...fx.certs.worker("looper") }, (s) => s.send(JSON.stringify(helloFor("looper"))));
     ws.on("message", () => {
-      ws.send(JSON.stringify({ type: "goodbye", reason: "SIGTERM" }));
+      ws.send(JSON.stringify({ type: "goodbye", reason: "shutdown" }));
       ws.close(1000);
     });
     return done.then((o) => o.closeCode);

@@ -104,7 +104,7 @@ describe("limits", () => {
     const from = manager.lines.length;
     let saidAt = 0;
     const client = withHello("bye", (send) => {
-      send(JSON.stringify({ type: "goodbye", reason: "SIGTERM" }));
+      send(JSON.stringify({ type: "goodbye", reason: "shutdown" }));
       saidAt = performance.now();
     });
     const outcome = await Promise.race([client.done, sleep(6000).then(() => null)]);
