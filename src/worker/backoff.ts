@@ -16,8 +16,9 @@ export class Backoff {
     return Math.min(this.capMs, this.baseMs * 2 ** this.attempt);
   }
 
-  next(): number {
-    const delay = this.random() * this.ceilingMs;
+  /** The next delay; `capMs` lowers the ceiling for this one delay only (the ceiling itself still grows). */
+  next(capMs = this.capMs): number {
+    const delay = this.random() * Math.min(capMs, this.ceilingMs);
     if (this.ceilingMs < this.capMs) this.attempt++;
     return Math.round(delay);
   }

@@ -68,6 +68,13 @@ export function workerEndpoint(url: string): string {
 }
 
 /**
+ * A manager that cannot be reached (restarting, a link down) comes back by itself, and a refused or unanswered
+ * connection costs it nothing: retrying at most this long apart brings the worker back within seconds of it. With
+ * the full 30 s ceiling, five quick refusals during a one-second restart left a worker a further 16 s away.
+ */
+const UNREACHABLE_RETRY_CAP_MS = 8000;
+
+/**
  * One persistent session to the manager, re-established forever with full-jitter backoff. The manager sets the
  * heartbeat pace in `welcome`; heartbeats never wait for anything but the timer.
  */
@@ -255,7 +262,7 @@ export class Link {
         if (this.options.onManagerRejected) this.options.onManagerRejected(attempted);
         else this.backoff.toCap();
       }
-      const delay = this.backoff.next();
+      const delay = this.backoff.next(f.kind === "unreachable" ? UNREACHABLE_RETRY_CAP_MS : undefined);
       // The same failure over and over is logged once at warn, then at debug, so a long outage does not flood logs.
       const repeated = !wasConnected && this.lastFailure === f.message;
       this.lastFailure = f.message;

@@ -50,6 +50,12 @@ describe("full-jitter backoff", () => {
     const zero = new Backoff(500, 30_000, () => 0);
     assert.equal(zero.next(), 0);
   });
+  it("a delay may be capped lower for one call, while the ceiling keeps growing", () => {
+    const b = new Backoff(500, 30_000, () => 1);
+    const delays = Array.from({ length: 7 }, () => b.next(8000));
+    assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    assert.equal(b.next(), 30_000, "uncapped, the ceiling it reached meanwhile");
+  });
   it("resets after a good session and jumps to the ceiling after a permanent refusal", () => {
     const b = new Backoff(500, 30_000, () => 1);
     b.next();
