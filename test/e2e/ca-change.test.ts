@@ -3,41 +3,9 @@ import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { connect, type TLSSocket } from "node:tls";
 import { makeCerts, ManagerProc, tempDir, type CertSet } from "../helpers/fleet.js";
 import { killAll } from "../helpers/processes.js";
-
-/**
- * One TLS connection offering `session`. The client takes any manager certificate: what is under test is the
- * manager's verdict on the client. Resolves once the manager ended the connection or let it stay for a second.
- */
-function tlsProbe(port: number, tls: { ca: string; cert: string; key: string }, session?: Buffer) {
-  return new Promise<{ session: Buffer | undefined; reused: boolean; endedByManager: boolean }>((resolve, reject) => {
-    const socket: TLSSocket = connect({
-      host: "127.0.0.1",
-      port,
-      ca: readFileSync(tls.ca),
-      cert: readFileSync(tls.cert),
-      key: readFileSync(tls.key),
-      session,
-      rejectUnauthorized: false,
-    });
-    let ticket: Buffer | undefined;
-    let reused = false;
-    socket.on("session", (s: Buffer) => (ticket = s));
-    socket.on("secureConnect", () => (reused = socket.isSessionReused()));
-    socket.on("error", () => {});
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ session: ticket, reused, endedByManager: false });
-    }, 1000);
-    socket.on("close", () => {
-      clearTimeout(timer);
-      resolve({ session: ticket, reused, endedByManager: true });
-    });
-    socket.setTimeout(5000, () => reject(new Error("TLS probe stalled")));
-  });
-}
+import { tlsProbe } from "../helpers/tls-probe.js";
 
 /**
  * The fleet CA is replaced and the manager restarted on its old state directory. A worker certificate of the old
@@ -60,7 +28,7 @@ describe("a new fleet CA on the old state directory", () => {
     newFleet = await makeCerts(b.path, []);
     stateFile = join(state.path, "state.json");
     const first = await ManagerProc.start(oldFleet, ["--state", stateFile]);
-    const probe = await tlsProbe(first.port, { ca: oldFleet.ca, ...oldFleet.worker("w1") });
+    const probe = await tlsProbe(first.port, { ca: oldFleet.ca, ...oldFleet.worker("w1") }, undefined, { anyManager: true });
     assert.equal(probe.endedByManager, false, "under the old CA the worker is let in");
     assert.ok(probe.session, "and holds a session ticket");
     oldSession = probe.session;
@@ -75,7 +43,7 @@ describe("a new fleet CA on the old state directory", () => {
 
   it("the ticket keys are discarded, and the old-CA worker's ticket gets it no further than a full handshake", async () => {
     const m = await ManagerProc.start(newFleet, ["--state", stateFile]);
-    const probe = await tlsProbe(m.port, { ca: oldFleet.ca, ...oldFleet.worker("w1") }, oldSession);
+    const probe = await tlsProbe(m.port, { ca: oldFleet.ca, ...oldFleet.worker("w1") }, oldSession, { anyManager: true });
     assert.equal(probe.endedByManager, true, "the old-CA worker is refused");
     assert.equal(probe.reused, false, "the old ticket is not resumed");
     await m.waitFor((l) => /fleet CA changed since the TLS ticket keys were made/.test(String(l.msg)), 2000, "keys discarded");
@@ -93,7 +61,7 @@ describe("a new fleet CA on the old state directory", () => {
     const carried = { ...(JSON.parse(oldKeys) as Record<string, unknown>), ca: newCa };
     writeFileSync(`${stateFile}.ticket-keys`, JSON.stringify(carried), { mode: 0o600 });
     const m = await ManagerProc.start(newFleet, ["--state", stateFile]);
-    const probe = await tlsProbe(m.port, { ca: oldFleet.ca, ...oldFleet.worker("w1") }, oldSession);
+    const probe = await tlsProbe(m.port, { ca: oldFleet.ca, ...oldFleet.worker("w1") }, oldSession, { anyManager: true });
     assert.equal(probe.reused, true, "the carried-over keys resume the old session");
     assert.equal(probe.endedByManager, true, "the resumed old-CA worker is refused");
     const line = await m.waitFor((l) => l.msg === "TLS client refused: certificate not accepted", 2000, "refusal logged");

@@ -2,41 +2,11 @@ import assert from "node:assert/strict";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { connect, type TLSSocket } from "node:tls";
 import { createCa, createCrl } from "../../src/pki/generate.js";
 import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
 import { runCli, sleep, type Proc } from "../helpers/processes.js";
 import { rawClient } from "../helpers/raw-client.js";
-
-/** One TLS connection to the manager, offering `session`; resolves once the manager ended it or let it stay. */
-function tlsProbe(port: number, tls: { ca: string; cert: string; key: string }, session?: Buffer) {
-  return new Promise<{ session: Buffer | undefined; reused: boolean; endedByManager: boolean }>((resolve, reject) => {
-    const socket: TLSSocket = connect({
-      host: "127.0.0.1",
-      port,
-      ca: readFileSync(tls.ca),
-      cert: readFileSync(tls.cert),
-      key: readFileSync(tls.key),
-      session,
-      checkServerIdentity: () => undefined,
-    });
-    let ticket: Buffer | undefined;
-    let reused = false;
-    socket.on("session", (s: Buffer) => (ticket = s));
-    socket.on("secureConnect", () => (reused = socket.isSessionReused()));
-    socket.on("error", () => {});
-    // A socket the manager let in stays open, silent, until its hello timeout: a second is plenty to tell.
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ session: ticket, reused, endedByManager: false });
-    }, 1000);
-    socket.on("close", () => {
-      clearTimeout(timer);
-      resolve({ session: ticket, reused, endedByManager: true });
-    });
-    socket.setTimeout(5000, () => reject(new Error("TLS probe stalled")));
-  });
-}
+import { tlsProbe } from "../helpers/tls-probe.js";
 
 describe("revocation without a restart", () => {
   const honest = ["r1", "r2"];
