@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DetailText, ErrorCode, tokenText } from "./text.js";
+import { PLAIN_KIT, WIRE_KIT, type TextKit } from "./text.js";
 
 /**
  * Generous real-world maxima. A figure outside them is not a big machine but a broken or hostile worker, and its
@@ -37,17 +37,7 @@ export type CollectorName = (typeof COLLECTOR_NAMES)[number];
 const percent = z.number().min(0).max(100);
 const nonNegative = (max: number) => z.number().min(0).max(max);
 
-/** The string classes of a summary: held to their forms at the wire, or plain strings for the tools' declared output. */
-interface SummaryText {
-  mount: z.ZodType<string>;
-  code: z.ZodType<string>;
-  detail: z.ZodType<string>;
-}
-const WIRE_TEXT: SummaryText = { mount: tokenText(256), code: ErrorCode, detail: DetailText };
-/** The wire has held every string to its form already; a tool may shorten one (marked with an ellipsis). */
-const PLAIN_TEXT: SummaryText = { mount: z.string(), code: z.string(), detail: z.string() };
-
-function collectorErrorOf(t: SummaryText) {
+function collectorErrorOf(t: TextKit) {
   return z.object({
     collector: z.enum(COLLECTOR_NAMES, { error: "must be one of the agent's collector names" }),
     code: t.code,
@@ -56,14 +46,14 @@ function collectorErrorOf(t: SummaryText) {
 }
 
 /** One collector that failed: which, and a code. `detail` is for the operator's log and is not kept. */
-export const CollectorError = collectorErrorOf(WIRE_TEXT);
+export const CollectorError = collectorErrorOf(WIRE_KIT);
 export type CollectorError = z.infer<typeof CollectorError>;
 
 /**
  * The compact summary that rides on every heartbeat (~200–300 bytes of JSON). Every field may be null: a host
  * without a battery or sensors, or a collector that failed, leaves a gap rather than a made-up number.
  */
-function metricsSummaryOf(t: SummaryText) {
+function metricsSummaryOf(t: TextKit) {
   return z.object({
     /** Total CPU busy percent over the last collection period. */
     cpu: percent.nullable(),
@@ -76,7 +66,7 @@ function metricsSummaryOf(t: SummaryText) {
     memTotal: z.number().int().min(0).max(LIMITS.bytes).nullable(),
     swap: percent.nullable(),
     /** The fullest filesystem; its mount point in token characters (others as %XX). */
-    disk: z.object({ mount: t.mount, used: percent }).nullable(),
+    disk: z.object({ mount: t.token(256), used: percent }).nullable(),
     battery: z.object({ percent: percent, charging: z.boolean() }).nullable(),
     /** Bytes per second summed over non-loopback interfaces. */
     net: z.object({ rx: nonNegative(LIMITS.rate), tx: nonNegative(LIMITS.rate) }).nullable(),
@@ -89,9 +79,9 @@ function metricsSummaryOf(t: SummaryText) {
   });
 }
 
-export const MetricsSummary = metricsSummaryOf(WIRE_TEXT);
-/** A summary as the tools declare it (see PLAIN_TEXT). */
-export const MetricsSummaryShape = metricsSummaryOf(PLAIN_TEXT);
+export const MetricsSummary = metricsSummaryOf(WIRE_KIT);
+/** A summary as the tools declare it (see TextKit). */
+export const MetricsSummaryShape = metricsSummaryOf(PLAIN_KIT);
 export type MetricsSummary = z.infer<typeof MetricsSummary>;
 
 export const EMPTY_METRICS: MetricsSummary = {

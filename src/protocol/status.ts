@@ -1,48 +1,15 @@
 import { z } from "zod";
 import { COLLECTOR_NAMES, LIMITS } from "./metrics.js";
-import { displayText, ErrorCode, Hostname, tokenText } from "./text.js";
+import { PLAIN_KIT, WIRE_KIT, type TextKit } from "./text.js";
 
 // Every figure within a physical range, every string in a narrow class (docs/protocol.md): a full status goes to
 // the assistant as it is, so what it may hold is decided here.
 
-/** What a full status is built from: its strings' classes and its figures' ranges. */
-interface StatusKit {
-  datetime: z.ZodType<string>;
-  hostname: z.ZodType<string>;
-  token: (max: number) => z.ZodType<string>;
-  /** OS and CPU names: printable, short (a CPU's brand string is at most 48 characters by its own definition). */
-  name: (max: number) => z.ZodType<string>;
-  code: z.ZodType<string>;
-  range: (min: number, max: number) => z.ZodNumber;
-}
-
-const WIRE: StatusKit = {
-  datetime: z.iso.datetime(),
-  hostname: Hostname,
-  token: tokenText,
-  name: displayText,
-  code: ErrorCode,
-  range: (min, max) => z.number().min(min).max(max),
-};
-
-/**
- * The same fields and types without the patterns and ranges, for the MCP tools' declared output: the wire schema
- * has already held every string to its form and every figure to its range, and, repeated in both tools that
- * return a status, they took about 5 KB of the 32 KB that `tools/list` may use.
- */
-const PLAIN: StatusKit = {
-  datetime: z.string(),
-  hostname: z.string(),
-  token: () => z.string(),
-  name: () => z.string(),
-  code: z.string(),
-  range: () => z.number(),
-};
-
 /** Where an entry of `errors` comes from: a collector, or the snapshot itself (lists shortened to fit a frame). */
 export const STATUS_ERROR_SOURCES = [...COLLECTOR_NAMES, "snapshot"] as const;
 
-function fullStatusOf(t: StatusKit) {
+/** A full status in `t`'s classes. Names are 48 at most: a CPU's brand string is that long at most by its own definition. */
+function fullStatusOf(t: TextKit) {
   const name = t.name(48).nullable();
   const token = t.token(64).nullable();
   const bounded = (min: number, max: number) => t.range(min, max).nullable();
@@ -138,7 +105,7 @@ function fullStatusOf(t: StatusKit) {
 }
 
 /** The worker's full status, the answer to the `status.snapshot` request. */
-export const FullStatus = fullStatusOf(WIRE);
-/** A full status as the tools declare it (see PLAIN). */
-export const FullStatusShape = fullStatusOf(PLAIN);
+export const FullStatus = fullStatusOf(WIRE_KIT);
+/** A full status as the tools declare it (see TextKit). */
+export const FullStatusShape = fullStatusOf(PLAIN_KIT);
 export type FullStatus = z.infer<typeof FullStatus>;

@@ -57,6 +57,44 @@ export const DetailText = z.string().regex(/^[\x20-\x7e]{0,120}$/, "must be at m
 export const ERROR_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,31}$/;
 export const ErrorCode = z.string().regex(ERROR_CODE_PATTERN, "must be an error code: A-Z 0-9 _, 1–32, beginning with a letter");
 
+/**
+ * The classes a message's schema is built from, so one definition serves twice: held to their forms at the wire
+ * (WIRE_KIT), or as plain strings and numbers for the MCP tools' declared output (PLAIN_KIT). The wire has already
+ * held every string to its form and every figure to its range; repeated in each tool that returns a status, the
+ * patterns and ranges took about 5 KB of the 32 KB that `tools/list` may use, and a tool may shorten a string
+ * (marked with an ellipsis) that the pattern would then refuse.
+ */
+export interface TextKit {
+  datetime: z.ZodType<string>;
+  hostname: z.ZodType<string>;
+  token: (max: number) => z.ZodType<string>;
+  /** OS and CPU names: printable, short. */
+  name: (max: number) => z.ZodType<string>;
+  code: z.ZodType<string>;
+  detail: z.ZodType<string>;
+  range: (min: number, max: number) => z.ZodNumber;
+}
+
+export const WIRE_KIT: TextKit = {
+  datetime: z.iso.datetime(),
+  hostname: Hostname,
+  token: tokenText,
+  name: displayText,
+  code: ErrorCode,
+  detail: DetailText,
+  range: (min, max) => z.number().min(min).max(max),
+};
+
+export const PLAIN_KIT: TextKit = {
+  datetime: z.string(),
+  hostname: z.string(),
+  token: () => z.string(),
+  name: () => z.string(),
+  code: z.string(),
+  detail: z.string(),
+  range: () => z.number(),
+};
+
 // ---- The agent's side: make text fit. Each result passes the schema of its class. ----
 
 /** A host name made to fit RFC 1123: other characters become '-', labels and the whole are cut to length. */
