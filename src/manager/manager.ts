@@ -13,7 +13,7 @@ import { LogThrottle } from "../log-throttle.js";
 import { CloseCode } from "../protocol/close-codes.js";
 import type { CallOptions } from "../protocol/correlator.js";
 import { MAX_FRAME_BYTES } from "../protocol/messages.js";
-import { METHODS, type MethodName, type MethodResult } from "../protocol/methods.js";
+import { METHODS, type MethodName, type MethodParams, type MethodResult } from "../protocol/methods.js";
 import { gateUnauthorized, managerServerOptions, type TlsPaths } from "../tls/contexts.js";
 import { SessionAdmission } from "./admission.js";
 import { startAnnouncing } from "./announce.js";
@@ -28,6 +28,8 @@ import { SessionTable } from "./session-table.js";
 import { shutDown } from "./shutdown.js";
 import { TICKET_LIFETIME_MS } from "./ticket-keys.js";
 import { upgradeHandler, WORKER_PATH } from "./upgrade.js";
+import type { JobService } from "../jobs/api.js";
+import { createJobService } from "../jobs/service.js";
 
 export { WORKER_PATH } from "./upgrade.js";
 
@@ -60,6 +62,8 @@ export const DEFAULT_RESTART_GRACE_MS = 30_000;
 
 export interface Manager {
   readonly registry: Registry;
+  /** Actions the fleet offers, and jobs that run them (src/jobs/api.ts). */
+  readonly jobs: JobService;
   readonly port: number;
   readonly fleet: string;
   /** The id announced on mDNS, derived from the fleet CA. */
@@ -71,7 +75,11 @@ export interface Manager {
   /** Calls `listener` for every health transition; returns the function that stops it. */
   onEvent(listener: (event: HealthEvent) => void): () => void;
   /** Ask a connected worker something over its socket; the answer is validated against the method's schema. */
-  request<M extends MethodName>(workerId: string, method: M, params: unknown, options: CallOptions): Promise<MethodResult<M>>;
+  request<M extends MethodName>(workerId: string, method: M, params: MethodParams<M> | Record<string, never> | undefined, options: CallOptions): Promise<MethodResult<M>>;
+  /** Whether the worker has an open session now. */
+  connected(workerId: string): boolean;
+  /** Calls `listener` when a worker names a catalogue hash (hello, or a heartbeat with a new one). */
+  onCatalog(listener: (workerId: string, hash: string) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -114,6 +122,7 @@ function createRegistry(options: ManagerOptions, listeners: Set<(event: HealthEv
 export async function startManager(options: ManagerOptions): Promise<Manager> {
   const log = options.log;
   const listeners = new Set<(event: HealthEvent) => void>();
+  const catalogListeners = new Set<(workerId: string, hash: string) => void>();
   let keeper: StateKeeper | null = null;
   const registry = createRegistry(options, listeners, () => keeper?.changed());
   if (options.stateFile) {
@@ -166,6 +175,9 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     throttle,
     onAccepted: (s: Parameters<SessionTable["accepted"]>[0]) => sessions.accepted(s),
     onEnded: (s: Parameters<SessionTable["ended"]>[0]) => sessions.ended(s),
+    onCatalog: (workerId: string, hash: string) => {
+      for (const listener of catalogListeners) listener(workerId, hash);
+    },
   };
   server.on("upgrade", upgradeHandler({ wss, door, admission, sessions, context, log, throttle }));
 
@@ -191,6 +203,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   let closing: Promise<void> | null = null;
   return {
     registry,
+    jobs: createJobService(),
     port,
     fleet: material.self.identity.fleet,
     fleetId,
@@ -199,6 +212,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     onEvent(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    connected: (workerId) => sessions.current(workerId)?.isOpen ?? false,
+    onCatalog(listener) {
+      catalogListeners.add(listener);
+      return () => catalogListeners.delete(listener);
     },
     async request(workerId, method, params, callOptions) {
       const session = sessions.current(workerId);

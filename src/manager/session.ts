@@ -21,6 +21,8 @@ export interface SessionContext {
   /** Called once hello is accepted; closes the session this one replaces, if any. */
   onAccepted: (session: WorkerSession) => void;
   onEnded: (session: WorkerSession) => void;
+  /** The worker named a catalogue hash (in hello, or a heartbeat naming another than before). */
+  onCatalog?: (workerId: string, hash: string) => void;
 }
 
 type Phase = "awaiting-hello" | "open" | "closed";
@@ -47,6 +49,8 @@ export class WorkerSession {
   private readonly certNotAfter: number;
   /** The collector errors last logged for this session, so a repeat is not logged again. */
   private collectorErrors: readonly CollectorError[] = [];
+  /** The catalogue hash the worker last named. */
+  catalog: string | null = null;
 
   constructor(
     private readonly ws: WebSocket,
@@ -168,6 +172,7 @@ export class WorkerSession {
       case "heartbeat": {
         if (msg.metrics.errors.length > 0 || this.collectorErrors.length > 0) this.logCollectorErrors(msg.metrics.errors);
         this.ctx.registry.heartbeat(this.workerId, this.sessionId, msg.seq, msg.metrics);
+        if (msg.catalog !== undefined && msg.catalog !== this.catalog) this.catalogNamed(msg.catalog);
         if (this.ctx.log.isLevelEnabled("trace")) {
           const now = performance.now();
           this.ctx.log.trace({ ...this.tag, seq: msg.seq, gapMs: Math.round(now - this.lastBeatAt) }, "heartbeat");
@@ -229,7 +234,13 @@ export class WorkerSession {
     });
     // After the registry made this session current, so the replaced session's close is ignored there.
     this.ctx.onAccepted(this);
+    if (hello.catalog !== undefined) this.catalogNamed(hello.catalog);
     this.ctx.log.info({ ...this.tag, hostname: hello.hostname, agentVersion: hello.agentVersion, address: this.address, resumed: this.resumed }, "worker connected");
+  }
+
+  private catalogNamed(hash: string): void {
+    this.catalog = hash;
+    this.ctx.onCatalog?.(this.workerId, hash);
   }
 
   private onClose(code: number, reason: string): void {

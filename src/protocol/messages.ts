@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CatalogHash, OutputChunk } from "./actions.js";
 import { MetricsSummary } from "./metrics.js";
 import {
   DetailText,
@@ -51,12 +52,16 @@ export const Hello = z.object({
     arch: PlatformWord,
     release: tokenText(64),
   }),
+  /** The hash of the actions this host offers (actions.ts); absent from an agent that offers none. */
+  catalog: CatalogHash.optional(),
 });
 
 export const Heartbeat = z.object({
   type: z.literal("heartbeat"),
   seq: z.number().int().nonnegative(),
   metrics: MetricsSummary,
+  /** As in hello: when it differs from the last one, the manager reads the catalogue again. */
+  catalog: CatalogHash.optional(),
 });
 
 /** A worker's answer to a failed request: the code is what the manager reports; the message only goes to its log. */
@@ -80,6 +85,8 @@ export const Progress = z.object({
   progress: z.number().nonnegative(),
   total: z.number().nonnegative().optional(),
   message: DetailText.optional(),
+  /** Output of a running action (actions.run): `progress` is then the bytes streamed so far. */
+  output: OutputChunk.optional(),
 });
 
 /**

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CancelParams, CancelResult, ListParams, ListResult, RunParams, RunResult } from "./actions.js";
 import { FullStatus } from "./status.js";
 
 /**
@@ -7,10 +8,14 @@ import { FullStatus } from "./status.js";
  */
 export const METHODS = {
   "status.snapshot": { params: z.object({}).strict().optional(), result: FullStatus },
+  "actions.list": { params: ListParams, result: ListResult },
+  "actions.run": { params: RunParams, result: RunResult },
+  "actions.cancel": { params: CancelParams, result: CancelResult },
 } as const;
 
 export type MethodName = keyof typeof METHODS;
 export type MethodResult<M extends MethodName> = z.infer<(typeof METHODS)[M]["result"]>;
+export type MethodParams<M extends MethodName> = z.infer<(typeof METHODS)[M]["params"]>;
 
 export function isMethodName(name: string): name is MethodName {
   return Object.hasOwn(METHODS, name);

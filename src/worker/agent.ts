@@ -80,7 +80,7 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
       platform: { os: process.platform, arch: process.arch, release: toToken(release(), 64) },
     },
     metrics: () => collector.summary(),
-    onRequest: async (method) => {
+    onRequest: async (method, _params, _context) => {
       if (!isMethodName(method)) throw Object.assign(new Error(`unknown method ${method}`), { code: "unknown_method" });
       switch (method) {
         case "status.snapshot":

@@ -11,6 +11,7 @@ import {
   PROTOCOL_VERSION,
   type GoodbyeReason,
   type Hello,
+  type Progress,
   type Request,
   type WorkerMessage,
 } from "../protocol/messages.js";
@@ -19,7 +20,15 @@ import { toDetail } from "../protocol/text.js";
 import { Backoff } from "./backoff.js";
 import { classifyError, classifyHttpStatus, describeClose, type Failure } from "./failures.js";
 
-export type RequestHandler = (method: string, params: unknown) => Promise<unknown>;
+/** What a request handler may use while it works: progress frames for this request, and the session's end. */
+export interface RequestContext {
+  /** Sends a progress frame for this request (output chunks of a running action, for one). */
+  progress(p: Omit<Progress, "type" | "id">): void;
+  /** Aborted when the session the request came on ends: whatever it started must stop (docs/actions.md). */
+  signal: AbortSignal;
+}
+
+export type RequestHandler = (method: string, params: unknown, context: RequestContext) => Promise<unknown>;
 
 /** Test-only: the protocol version this agent claims to speak. */
 export const FAULT_PROTOCOL_ENV = "MCP_FLEET_FAULT_PROTOCOL";
@@ -33,6 +42,8 @@ export interface LinkOptions {
   tls: ConnectionOptions;
   hello: Omit<Hello, "type" | "protocol">;
   metrics: () => MetricsSummary;
+  /** The hash of this host's action catalogue, sent in hello and every heartbeat; undefined: none. */
+  catalog?: () => string | undefined;
   onRequest: RequestHandler;
   /**
    * The server at `url` is not this fleet's manager (its certificate failed verification). With mDNS that is the
@@ -101,6 +112,8 @@ export class Link {
    * keys (across a restart, too) resume instead of doing a full handshake: cheaper for both in a reconnect storm.
    */
   private readonly tlsSessions = new Map<string, Buffer>();
+  /** Aborted when the current session ends, so the requests it brought stop with it. */
+  private session = new AbortController();
   /** Resolves when the current socket has closed; used by stop(). */
   private closed: Promise<void> = Promise.resolve();
   heartbeatIntervalMs: number | null = null;
@@ -199,7 +212,7 @@ export class Link {
     this.closed = new Promise((resolve) => (markClosed = resolve));
 
     ws.on("open", () => {
-      this.send({ type: "hello", protocol: this.protocol, ...this.options.hello });
+      this.send({ type: "hello", protocol: this.protocol, ...this.options.hello, catalog: this.options.catalog?.() });
       this.welcomeTimer = setTimeout(() => ws.close(CloseCode.WELCOME_TIMEOUT, "no welcome in time"), this.options.welcomeTimeoutMs ?? 10_000);
     });
     ws.on("unexpected-response", (_req, res) => {
@@ -246,8 +259,10 @@ export class Link {
         void this.answer(msg);
       }
     });
+    const session = (this.session = new AbortController());
     ws.on("close", (code, reasonBuf) => {
       markClosed();
+      session.abort();
       this.stopTimers();
       const wasConnected = this.heartbeatIntervalMs !== null;
       this.heartbeatIntervalMs = null;
@@ -312,7 +327,7 @@ export class Link {
 
   private heartbeat(): void {
     this.lastHeartbeatAt = performance.now();
-    this.send({ type: "heartbeat", seq: this.seq++, metrics: this.options.metrics() });
+    this.send({ type: "heartbeat", seq: this.seq++, metrics: this.options.metrics(), catalog: this.options.catalog?.() });
   }
 
   /**
@@ -330,11 +345,21 @@ export class Link {
   }
 
   private async answer(req: Request): Promise<void> {
+    const ws = this.ws;
+    const context: RequestContext = {
+      progress: (p) => {
+        if (this.ws === ws) this.send({ type: "progress", id: req.id, ...p });
+      },
+      signal: this.session.signal,
+    };
     try {
-      const result = await this.options.onRequest(req.method, req.params);
+      const result = await this.options.onRequest(req.method, req.params, context);
+      // An answer belongs to the session that asked: a new session has other ids.
+      if (this.ws !== ws) return;
       this.send({ type: "response", id: req.id, result });
     } catch (err) {
       const e = err as Error & { code?: unknown };
+      if (this.ws !== ws) return;
       const code = typeof e.code === "string" && /^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(e.code) ? e.code : "error";
       this.send({ type: "response", id: req.id, error: { code, message: toDetail(String(e.message)) } });
     }

@@ -7,6 +7,7 @@ import { FakeClock } from "../../src/core/clock.js";
 import { DEFAULT_POLICY } from "../../src/core/health.js";
 import { Registry, type SessionInfo } from "../../src/core/registry.js";
 import { MAX_PEERS_PER_ROLE, type Peer } from "../../src/discovery/browser.js";
+import { createJobService } from "../../src/jobs/service.js";
 import { createLogger } from "../../src/log.js";
 import type { Manager } from "../../src/manager/manager.js";
 import { ANSWER_MAX_CHARS, estimateTokens } from "../../src/mcp/answer-budget.js";
@@ -152,6 +153,9 @@ function fakeManager(fleet: Fleet): Manager {
     reloadCrl: async () => {},
     onEvent: () => () => {},
     request: (async () => fleet.status) as Manager["request"],
+    connected: () => false,
+    jobs: createJobService(),
+    onCatalog: () => () => {},
     close: async () => {},
   };
 }
