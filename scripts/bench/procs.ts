@@ -132,7 +132,7 @@ export class Simulator {
 }
 
 export function sumStats(all: SimStats[]): SimStats {
-  const out: SimStats = { total: 0, open: 0, resumed: 0, lastWelcomeAt: 0, heartbeatsSent: 0, handshakes: 0, intervals: {}, failures: {} };
+  const out: SimStats = { total: 0, open: 0, resumed: 0, lastWelcomeAt: 0, heartbeatsSent: 0, handshakes: 0, invocationsRun: 0, intervals: {}, failures: {} };
   for (const s of all) {
     out.total += s.total;
     out.open += s.open;
@@ -140,6 +140,7 @@ export function sumStats(all: SimStats[]): SimStats {
     out.lastWelcomeAt = Math.max(out.lastWelcomeAt, s.lastWelcomeAt);
     out.heartbeatsSent += s.heartbeatsSent;
     out.handshakes += s.handshakes;
+    out.invocationsRun += s.invocationsRun;
     for (const [k, v] of Object.entries(s.intervals)) out.intervals[k] = (out.intervals[k] ?? 0) + v;
     for (const [k, v] of Object.entries(s.failures)) out.failures[k] = (out.failures[k] ?? 0) + v;
   }

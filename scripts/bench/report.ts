@@ -9,6 +9,10 @@ export const TARGETS = {
   listWorkersP50Ms: 50,
   /** Every tool's text answer with default arguments (Claude Code moves a longer one into a file). */
   answerChars: 50_000,
+  /** A no-op action fanned out to the whole fleet with max_concurrency 1,000: every result in (issue 16). */
+  fanOutS: 10,
+  /** The manager's RSS growth meanwhile, with 1 KiB of output from each worker. */
+  fanOutRssMB: 64,
   /** The size the targets are set for. */
   atN: 10_000,
 };
@@ -73,6 +77,21 @@ export interface SteadyState {
   stealS: number;
 }
 
+/** run_action of the simulators' no-op action on every worker (max_concurrency 1,000), to the last result. */
+export interface FanOut {
+  targets: number;
+  seconds: number;
+  succeeded: number;
+  /** How the others ended, by status. */
+  counts: Record<string, number>;
+  managerCpuS: number;
+  /** The manager's RSS at its highest while the job ran, less its RSS just before. */
+  rssGrowth: number;
+  /** Workers the manager marked unhealthy while the job ran. */
+  unhealthy: number;
+  progressNotifications: number;
+}
+
 export interface SizeResult {
   n: number;
   baseline: SteadyState & {
@@ -104,6 +123,7 @@ export interface SizeResult {
     detectionStealS: number;
     stormResumed: Storm;
     stormFull: Storm;
+    fanOut: FanOut;
   };
 }
 
@@ -183,6 +203,12 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
       atTarget(r) ? (size(r)!.chars < TARGETS.answerChars ? "met" : `**missed** by ${(size(r)!.chars - TARGETS.answerChars).toLocaleString("en")} chars`) : "",
     );
   }
+  row("no-op action on every worker (max_concurrency 1,000): all results in", (r) => fanOut(r.manager.fanOut), `≤ ${TARGETS.fanOutS} s`, (r) =>
+    verdict(r.manager.fanOut.seconds, TARGETS.fanOutS, "s", atTarget(r)),
+  );
+  row("… manager RSS growth meanwhile (1 KiB of output each)", (r) => mb(r.manager.fanOut.rssGrowth), `≤ ${TARGETS.fanOutRssMB} MB`, (r) =>
+    atTarget(r) ? (r.manager.fanOut.rssGrowth <= TARGETS.fanOutRssMB * 2 ** 20 ? "met" : `**missed** by ${mb(r.manager.fanOut.rssGrowth - TARGETS.fanOutRssMB * 2 ** 20)}`) : "",
+  );
   row("first connect of the whole fleet (48 handshakes in flight per simulator)", (r) => `${(r.manager.openMs / 1000).toFixed(1)} s`, "", () => "");
   row("CPU taken by the hypervisor (steal): steady window / detection / storms resumed, full", (r) =>
     `${r.manager.stealS.toFixed(1)} / ${r.manager.detectionStealS.toFixed(1)} / ${r.manager.stormResumed.stealS.toFixed(1)}, ${r.manager.stormFull.stealS.toFixed(1)} s`, "", () => "",
@@ -199,6 +225,10 @@ const storm = (s: Storm) => {
   const flagged = s.warnings["worker state changed"] ?? 0;
   return `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; CPU: manager ${s.managerCpuS.toFixed(1)} s, simulators ${s.simulatorsCpuS.toFixed(1)} s${flagged > 0 ? `; ${flagged.toLocaleString("en")} marked unhealthy meanwhile` : ""})`;
 };
+
+const fanOut = (f: FanOut) =>
+  `${f.seconds.toFixed(1)} s (${f.succeeded.toLocaleString("en")} of ${f.targets.toLocaleString("en")} succeeded; manager CPU ${f.managerCpuS.toFixed(1)} s; ` +
+  `${f.unhealthy} marked unhealthy meanwhile; ${f.progressNotifications.toLocaleString("en")} progress notifications)`;
 
 const baselineStorm = (s: BaselineStorm) =>
   `${s.seconds.toFixed(1)} s (90% in ${s.curve.p90 ?? "?"} s; ${s.resumed.toLocaleString("en")} resumed; CPU: server ${s.serverCpuS.toFixed(1)} s, simulators ${s.simulatorsCpuS.toFixed(1)} s)`;

@@ -30,6 +30,8 @@ export interface SimStats {
   heartbeatsSent: number;
   /** TLS handshakes finished (full or resumed), counted from the start. */
   handshakes: number;
+  /** actions.run requests answered (the fan-out bench's no-op action). */
+  invocationsRun: number;
   /** Heartbeat interval in ms → sessions at that pace. */
   intervals: Record<string, number>;
   failures: Record<string, number>;

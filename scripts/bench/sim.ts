@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { connect, createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
+import { catalogHash, CatalogEntry, RunParams, type RunResult } from "../../src/protocol/actions.js";
 import { CONNECT_TIMEOUT_MS, MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 import { Backoff } from "../../src/worker/backoff.js";
 import { nextInPhase } from "../../src/worker/link.js";
@@ -42,6 +43,47 @@ function metrics(seq: number) {
     uptime: 86_400 + seq * 5,
     errors: [],
   };
+}
+
+/**
+ * Every simulated worker offers one action, `noop`, which "prints" 1 KiB and succeeds at once: the fan-out bench
+ * measures the manager's side of a job (scheduling, correlation, kept output), not the programs.
+ */
+const NOOP = CatalogEntry.parse({
+  name: "noop",
+  kind: "command",
+  description: "Does nothing and prints 1 KiB (bench simulator)",
+  destructive: false,
+  params: {},
+  timeoutMs: 60_000,
+  concurrency: 4,
+});
+const CATALOG = catalogHash([NOOP]);
+const NOOP_OUTPUT = "x".repeat(1023) + "\n";
+let invocationsRun = 0;
+
+function answerRequest(ws: WebSocket, msg: { id?: string | number; method?: string; params?: unknown }): void {
+  const respond = (body: { result: unknown } | { error: { code: string; message: string } }) =>
+    ws.send(JSON.stringify({ type: "response", id: msg.id, ...body }));
+  if (msg.method === "actions.list") return respond({ result: { hash: CATALOG, total: 1, entries: [NOOP], next: null } });
+  if (msg.method === "actions.cancel") return respond({ result: { found: false } });
+  const run = msg.method === "actions.run" ? RunParams.safeParse(msg.params) : null;
+  if (!run?.success || run.data.action !== "noop") return respond({ error: { code: "unknown_action", message: "simulated worker" } });
+  const startedAt = new Date().toISOString();
+  ws.send(JSON.stringify({ type: "progress", id: msg.id, progress: NOOP_OUTPUT.length, output: { stream: "stdout", data: NOOP_OUTPUT } }));
+  const stream = (bytes: number, tail: string) => ({ tail, bytes, kept: bytes });
+  const result: RunResult = {
+    status: "succeeded",
+    exitCode: 0,
+    signal: null,
+    startedAt,
+    endedAt: new Date().toISOString(),
+    durationMs: 0,
+    stdout: stream(NOOP_OUTPUT.length, NOOP_OUTPUT),
+    stderr: stream(0, ""),
+  };
+  invocationsRun++;
+  respond({ result });
 }
 
 class SimWorker {
@@ -110,18 +152,17 @@ class SimWorker {
           agentVersion: "0.1.0",
           labels: { sim: "1" },
           platform: { os: "linux", arch: "x64", release: "6.1.0" },
+          catalog: CATALOG,
         }),
       );
       if (mode === "baseline") this.welcomed(fixedIntervalMs, settle);
     });
     ws.on("message", (data) => {
       if (mode === "baseline") return;
-      const msg = JSON.parse(String(data)) as { type: string; heartbeatIntervalMs?: number; id?: string | number };
+      const msg = JSON.parse(String(data)) as { type: string; heartbeatIntervalMs?: number; id?: string | number; method?: string; params?: unknown };
       if (msg.type === "welcome") this.welcomed(msg.heartbeatIntervalMs!, settle);
       else if (msg.type === "settings" && msg.heartbeatIntervalMs !== this.interval) this.repace(msg.heartbeatIntervalMs!);
-      else if (msg.type === "request") {
-        ws.send(JSON.stringify({ type: "response", id: msg.id, error: { code: "E_SIM", message: "simulated worker" } }));
-      }
+      else if (msg.type === "request") answerRequest(ws, msg);
     });
     ws.on("error", (err: Error & { code?: string }) => {
       const key = err.code ?? err.message.slice(0, 60);
@@ -170,7 +211,7 @@ class SimWorker {
 
   private beat(): void {
     if (this.frozen || this.ws?.readyState !== WebSocket.OPEN) return;
-    this.ws.send(JSON.stringify({ type: "heartbeat", seq: this.seq++, metrics: metrics(this.seq) }));
+    this.ws.send(JSON.stringify({ type: "heartbeat", seq: this.seq++, metrics: metrics(this.seq), catalog: CATALOG }));
     this.lastHeartbeatAt = now();
     heartbeatsSent++;
   }
@@ -257,6 +298,7 @@ function stats(since = 0): SimStats {
     lastWelcomeAt,
     heartbeatsSent,
     handshakes,
+    invocationsRun,
     intervals: Object.fromEntries(intervals),
     failures: Object.fromEntries(failures),
   };

@@ -71,6 +71,11 @@ describe("npm run bench (small)", () => {
     assert.equal(r.baseline.stormResumed.resumed, 200, "the bare server restarted with its ticket keys resumed every session");
     assert.equal(r.baseline.stormFull.resumed, 0, "with new ticket keys, full handshakes");
     for (const s of [r.manager.stormResumed, r.manager.stormFull]) assert.ok(s.handshakes >= 192, `the simulators counted ${s.handshakes} TLS handshakes for 192 sessions`);
+    const fan = r.manager.fanOut;
+    assert.equal(fan.targets, 200, "the no-op action was fanned out to every simulated worker");
+    assert.equal(fan.succeeded, 200, `every invocation succeeded: ${JSON.stringify(fan.counts)}`);
+    assert.equal(fan.unhealthy, 0, "no worker was marked unhealthy during the fan-out");
+    assert.ok(fan.seconds > 0 && fan.rssGrowth > -1e9, "the fan-out was timed and the manager's memory read");
     for (const ms of r.manager.killedMs) assert.ok(ms >= 0 && ms < 1000, `killed worker seen in ${ms} ms`);
     assert.equal(r.manager.killedStealMs.length, r.manager.killedMs.length, "the hypervisor's share is read around every killed sample");
     for (const ms of r.manager.frozenMs) assert.ok(ms >= r.manager.boundMs && ms < r.manager.boundMs + 1500, `frozen worker seen after ${ms} ms`);
