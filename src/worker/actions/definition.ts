@@ -78,7 +78,9 @@ export function parseDefinition(file: string, text: string): ParsedDefinition {
   const parsed = CommandActionFile.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return fail(issue.path.length > 0 ? issue.path.map(String).join(".") : "file", issue.message);
+    // A bad record key (a parameter's name) carries its own issue, which says what a name must be.
+    const inner = issue.code === "invalid_key" ? issue.issues[0]?.message : undefined;
+    return fail(issue.path.length > 0 ? issue.path.map(String).join(".") : "file", inner ?? issue.message);
   }
   const def = parsed.data;
   const program = def.argv[0]!;
