@@ -268,7 +268,7 @@ export class ActionService {
     let error: string | undefined;
     try {
       const abandoned = new Promise<"abandoned">((resolve) =>
-        inner.signal.addEventListener("abort", () => setTimeout(() => resolve("abandoned"), ABANDON_AFTER_MS).unref(), { once: true }),
+        inner.signal.addEventListener("abort", () => setTimeout(() => resolve("abandoned"), ABANDON_AFTER_MS), { once: true }),
       );
       const outcome = await Promise.race([call({ signal: inner.signal, timeoutMs }), abandoned]);
       if (outcome === "abandoned" || ending) {
