@@ -162,6 +162,12 @@ describe("worker actions", () => {
     const { hash, entries } = await listAll();
     assert.equal(hash, changed.hash);
     assert.ok(entries.some((e) => e.name === "added"));
+    // SIGHUP reads the dir again, and the worker carries on.
+    const from = worker.lines.length;
+    worker.kill("SIGHUP");
+    await worker.waitFor((l) => l.msg === "command actions loaded", 5000, "a reload on SIGHUP", from);
+    assert.ok(worker.running);
+    assert.equal((await listAll()).hash, changed.hash, "the same files, the same hash");
   });
 
   it("shell syntax in an argument reaches the program as one literal argv item, and nothing else runs", async () => {
