@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -11,6 +11,7 @@ import { startManager, type Manager } from "../../src/manager/manager.js";
 import { catalogHash, MAX_KEPT_OUTPUT_BYTES, MAX_OUTPUT_CHUNK_CHARS, TAIL_BYTES, type CatalogEntry, type ListResult, type RunResult } from "../../src/protocol/actions.js";
 import type { Progress } from "../../src/protocol/messages.js";
 import { startWorker, useCerts } from "../helpers/fleet.js";
+import { groupMembers } from "../helpers/proc-groups.js";
 import type { Proc } from "../helpers/processes.js";
 
 /**
@@ -20,23 +21,6 @@ import type { Proc } from "../helpers/processes.js";
  */
 
 const FIVE_MIB = 5 * 1024 * 1024;
-
-/** Live (not zombie) processes whose process group is `pgid`, read from /proc. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(pgrp) === pgid && state !== "Z") members.push(Number(name));
-  }
-  return members;
-}
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | false): Promise<T> {
   const deadline = Date.now() + timeoutMs;

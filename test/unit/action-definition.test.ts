@@ -52,6 +52,7 @@ describe("command action definitions", () => {
     ["a placeholder inside an item", { ...base, argv: ["/bin/echo", "--msg={text}"] }, "argv.1", /whole argv item/],
     ["two placeholders in one item", { ...base, argv: ["/bin/echo", "{text}{text}"] }, "argv.1", /whole argv item/],
     ["an undeclared placeholder", { ...base, argv: ["/bin/echo", "{other}"] }, "argv.1", /not a declared parameter/],
+    ["a placeholder that is no parameter name", { ...base, argv: ["/bin/echo", "{Text}"] }, "argv.1", /not a declared parameter/],
     ["an unknown field", { ...base, shell: true }, "file", /shell|unrecognized/i],
     ["a bad timeout", { ...base, timeout: "30" }, "timeout", /unit/],
     ["a timeout over 1 h", { ...base, timeout: "2h" }, "timeout", /at most/],

@@ -7,8 +7,10 @@ import { createLogger } from "../../src/log.js";
 import { CatalogEntry, type RunResult } from "../../src/protocol/actions.js";
 import type { Progress } from "../../src/protocol/messages.js";
 import type { Builtin } from "../../src/worker/actions/builtins/index.js";
+import { runCommand } from "../../src/worker/actions/runner.js";
 import { ActionService } from "../../src/worker/actions/service.js";
 import type { RequestContext } from "../../src/worker/link.js";
+import { groupMembers } from "../helpers/proc-groups.js";
 
 /** The service in this process, with real programs (/bin/sleep) and built-ins given to it; no link. */
 
@@ -118,5 +120,39 @@ describe("action service", () => {
     await service.stop();
     assert.equal((await running).status, "cancelled");
     await assert.rejects(service.handle("actions.run", runParams("z2", "nap2"), session().ctx), (e) => code(e) === "busy");
+  });
+});
+
+describe("command runner", () => {
+  it("a program ignoring SIGTERM is killed with SIGKILL after the grace, with everything its group holds", async () => {
+    let out = "";
+    const r = await runCommand({
+      argv: ["/bin/sh", "-c", "trap '' TERM; echo $$; /bin/sleep 30 & /bin/sleep 30"],
+      timeoutMs: 300,
+      killGraceMs: 300,
+      signal: new AbortController().signal,
+      onOutput: (_s, text) => (out += text),
+    });
+    assert.equal(r.status, "timed_out");
+    assert.equal(r.signal, "SIGKILL");
+    const pid = Number(out.split("\n")[0]);
+    assert.ok(pid > 1);
+    assert.deepEqual(groupMembers(pid), [], "no process of its group is left");
+  });
+
+  it("the program gets a minimal environment and / as its working directory, and its exit code is reported", async () => {
+    let out = "";
+    const r = await runCommand({
+      argv: ["/bin/sh", "-c", "env; pwd; exit 3"],
+      timeoutMs: 5000,
+      signal: new AbortController().signal,
+      onOutput: (_s, text) => (out += text),
+    });
+    assert.equal(r.status, "failed");
+    assert.equal(r.exitCode, 3);
+    const lines = out.trim().split("\n");
+    assert.equal(lines.at(-1), "/");
+    const env = lines.slice(0, -1).filter((l) => !l.startsWith("PWD=") && !l.startsWith("SHLVL=") && !l.startsWith("_="));
+    assert.deepEqual(env.sort(), ["LANG=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
   });
 });

@@ -93,6 +93,8 @@ export function parseDefinition(file: string, text: string): ParsedDefinition {
       const name = whole[1]!;
       if (!Object.hasOwn(def.params, name)) return fail(`argv.${i}`, `names {${name}}, which is not a declared parameter`);
       argv.push({ param: name });
+    } else if (/^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(item)) {
+      return fail(`argv.${i}`, `names ${item}, which is not a declared parameter`);
     } else if (EMBEDDED_PLACEHOLDER.test(item)) {
       return fail(`argv.${i}`, "a placeholder must be a whole argv item, like \"{name}\"");
     } else {
