@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -21,6 +21,7 @@ import type { Proc } from "../helpers/processes.js";
  */
 
 const FIVE_MIB = 5 * 1024 * 1024;
+const AS_ROOT = process.getuid?.() === 0;
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | false): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -76,6 +77,11 @@ describe("worker actions", () => {
     });
     writeAction(actionsDir, "bad-placeholder.json", { name: "bad_placeholder", description: "x", argv: ["/bin/echo", "--x={text}"], params: { text: { type: "string" } } });
     writeAction(actionsDir, "group-writable.json", { name: "group_writable", description: "x", argv: ["/bin/true"] }, 0o664);
+    if (AS_ROOT) {
+      // Owned by neither root nor the agent's user: only root can hand a file to nobody.
+      writeAction(actionsDir, "other-owner.json", { name: "other_owner", description: "x", argv: ["/bin/true"] });
+      chownSync(join(actionsDir, "other-owner.json"), 65534, 65534);
+    }
     writeAction(actionsDir, "notes.txt", "not an action");
 
     const certs = fx.certs;
@@ -126,7 +132,7 @@ describe("worker actions", () => {
     assert.equal(catalogHash(entries), hash, "the manager's own hash of what it fetched matches");
     const names = entries.map((e) => e.name);
     for (const n of ["chatty", "echo_args", "sleeper", "unit_name"]) assert.ok(names.includes(n), n);
-    for (const n of ["bad_placeholder", "group_writable"]) assert.ok(!names.includes(n), n);
+    for (const n of ["bad_placeholder", "group_writable", "other_owner"]) assert.ok(!names.includes(n), n);
     assert.deepEqual(names, [...names].sort(), "sorted by name");
     const echo = entries.find((e) => e.name === "echo_args")!;
     assert.equal(echo.kind, "command");
@@ -136,6 +142,7 @@ describe("worker actions", () => {
     const refusal = (file: string) => refusals.find((l) => String(l.file).endsWith(file));
     assert.equal(refusal("bad-placeholder.json")?.field, "argv.1");
     assert.equal(refusal("group-writable.json")?.field, "mode");
+    if (AS_ROOT) assert.equal(refusal("other-owner.json")?.field, "owner");
     assert.equal(refusal("notes.txt"), undefined, "other names are ignored");
   });
 
