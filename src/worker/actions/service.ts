@@ -128,16 +128,16 @@ export class ActionService {
   }
 
   /** Answers actions.list, actions.run and actions.cancel. */
-  handle(method: string, params: unknown, ctx: RequestContext): Promise<unknown> {
+  async handle(method: string, params: unknown, ctx: RequestContext): Promise<unknown> {
     switch (method) {
       case "actions.list":
-        return Promise.resolve(this.list(params));
+        return this.list(params);
       case "actions.run":
         return this.run(params, ctx);
       case "actions.cancel":
-        return Promise.resolve(this.cancel(params));
+        return this.cancel(params);
       default:
-        return Promise.reject(refusal("unknown_method", `unknown method ${method.slice(0, 64)}`));
+        throw refusal("unknown_method", `unknown method ${method.slice(0, 64)}`);
     }
   }
 
