@@ -193,6 +193,8 @@ export class ActionService {
     }
 
     const timeoutMs = Math.min(params.timeoutMs, source.entry.timeoutMs);
+    // The host's own record of what ran on it, whoever asked.
+    this.log.info({ invocation: params.invocation, action: params.action, kind: source.kind, arguments: params.arguments, timeoutMs }, "action started");
     const controller = new AbortController();
     const onSessionEnd = () => controller.abort();
     ctx.signal.addEventListener("abort", onSessionEnd, { once: true });
