@@ -52,6 +52,7 @@ describe("npm run bench (small)", () => {
           allStatus: { p50: number };
           listWorkers: { p50: number };
           answers: Record<string, { chars: number; tokens: number }>;
+          fanOut: { targets: number; seconds: number; succeeded: number; counts: Record<string, number>; rssGrowth: number; unhealthy: number };
         };
       }>;
     };
