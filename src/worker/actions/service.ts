@@ -284,7 +284,9 @@ export class ActionService {
     } catch (err) {
       status = ending ?? "failed";
       if (!ending) {
-        error = "ACTION_FAILED";
+        // A diagnostic says why it could not answer (UNAVAILABLE, EACCES, ...); anything else is a failure of ours.
+        const code = (err as { code?: unknown }).code;
+        error = typeof code === "string" && /^[A-Z][A-Z0-9_]{0,31}$/.test(code) ? code : "ACTION_FAILED";
         capture.write("stderr", Buffer.from(errorMessage(err), "utf8"));
       }
     } finally {
