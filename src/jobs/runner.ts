@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import { isFleetError } from "../errors.js";
 import type { ActionKind, Arguments, OutputChunk, RunResult } from "../protocol/actions.js";
 import type { CallOptions } from "../protocol/correlator.js";
@@ -64,7 +65,7 @@ export async function runInvocation(link: WorkerLink, order: RunOrder, hooks: Ru
 }
 
 /** The worker's answer as an outcome; a built-in whose result does not match its output schema failed. */
-export function outcomeOf(order: Pick<RunOrder, "action" | "kind">, result: RunResult): RunOutcome {
+export function outcomeOf(order: Pick<RunOrder, "action" | "kind">, result: RunResult, schemas: Readonly<Record<string, z.ZodType>> = DIAGNOSTIC_OUTPUTS): RunOutcome {
   const outcome: RunOutcome = {
     status: result.status,
     exitCode: result.exitCode,
@@ -79,7 +80,7 @@ export function outcomeOf(order: Pick<RunOrder, "action" | "kind">, result: RunR
   if (result.error !== undefined) outcome.error = result.error;
   if (result.structuredOmitted) outcome.error ??= "STRUCTURED_OMITTED";
   if (result.structured !== undefined) {
-    const schema = order.kind === "builtin" ? DIAGNOSTIC_OUTPUTS[order.action] : undefined;
+    const schema = order.kind === "builtin" && Object.hasOwn(schemas, order.action) ? schemas[order.action] : undefined;
     if (schema && !schema.safeParse(result.structured).success) {
       // The worker's data is not what the diagnostic promises: none of it reaches the assistant as a result.
       return { ...outcome, status: "failed", error: "E_BAD_RESPONSE" };
