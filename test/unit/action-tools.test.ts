@@ -13,6 +13,8 @@ import { ANSWER_MAX_CHARS } from "../../src/mcp/answer-budget.js";
 import { CONFIRMATION_TTL_MS } from "../../src/mcp/confirmations.js";
 import { createMcpServer, type FleetMcp } from "../../src/mcp/server.js";
 import type { CatalogEntry } from "../../src/protocol/actions.js";
+import type { z } from "zod";
+import type { InvocationOut, JobOut } from "../../src/mcp/job-views.js";
 import { FakeJobs } from "../helpers/fake-jobs.js";
 
 // The action tools through the real tool code (McpServer and the SDK Client over the in-memory transport), against
@@ -87,11 +89,24 @@ async function connect(opts: { answer?: ElicitResult; workers?: string[] } = {})
   return h;
 }
 
-async function call(h: Harness, name: string, args: Record<string, unknown>): Promise<{ text: string; isError: boolean; data: Record<string, any> }> {
+/** The fields these tests read from the tools' answers (each answer holds some of them). */
+interface Data {
+  job: z.infer<typeof JobOut>;
+  jobs: Array<{ id: string }>;
+  invocations: InvocationOut[];
+  confirmation: { token: string; expiresAt: string; plan: unknown };
+  nextCursor: string | null;
+  output: { stdout: string; stderr: string; truncated: boolean };
+  actions: Array<{ name: string; jobId: string; destructive: boolean; offeredBy: unknown; params: Record<string, unknown> }>;
+  events: unknown[];
+  total: number;
+}
+
+async function call(h: Harness, name: string, args: Record<string, unknown>): Promise<{ text: string; isError: boolean; data: Data }> {
   const r = (await h.client.callTool({ name, arguments: args })) as CallToolResult;
   const text = (r.content[0] as { text: string }).text;
   assert.ok(text.length <= ANSWER_MAX_CHARS, `${name}: ${text.length} characters`);
-  return { text, isError: r.isError === true, data: (r.structuredContent ?? {}) as Record<string, any> };
+  return { text, isError: r.isError === true, data: (r.structuredContent ?? {}) as unknown as Data };
 }
 
 const restart = { action: "restart_unit", arguments: { unit: "nginx.service" }, target: { all: true } };
@@ -123,7 +138,7 @@ describe("the action tools (list_actions, run_action, get_job, cancel_job)", () 
     const h = await connect();
     const { data } = await call(h, "list_actions", {});
     assert.equal(data.total, 2);
-    const restartAction = data.actions.find((a: { name: string }) => a.name === "restart_unit");
+    const restartAction = data.actions.find((a) => a.name === "restart_unit")!;
     assert.deepEqual(restartAction.offeredBy, { count: 3, first: WORKERS });
     assert.equal(restartAction.destructive, true);
     assert.deepEqual(Object.keys(restartAction.params), ["unit"]);
@@ -172,7 +187,7 @@ describe("the action tools (list_actions, run_action, get_job, cancel_job)", () 
     assert.equal(data.job.status, "succeeded");
     assert.equal(data.job.counts.succeeded, 3);
     assert.deepEqual(data.job.client, { name: "action-tools-test", version: "1.2.3" });
-    assert.deepEqual(data.invocations.map((v: InvocationView) => [v.worker, v.status, v.exitCode]), WORKERS.map((w) => [w, "succeeded", 0]));
+    assert.deepEqual(data.invocations.map((v) => [v.worker, v.status, v.exitCode]), WORKERS.map((w) => [w, "succeeded", 0]));
     assert.equal(data.nextCursor, null);
     assert.deepEqual(h.jobs.started[0]!.client, { name: "action-tools-test", version: "1.2.3" });
   });
@@ -375,7 +390,7 @@ describe("the action tools (list_actions, run_action, get_job, cancel_job)", () 
     assert.equal(r.isError, false, r.text);
     assert.deepEqual(r.data.events, []);
     assert.equal(r.data.actions.length, 20);
-    assert.equal(r.data.actions[0].jobId, "j0");
+    assert.equal(r.data.actions[0]!.jobId, "j0");
   });
 });
 
