@@ -16,6 +16,7 @@ export function createJobService(): JobService {
     cancel: missing,
     onInvocationEnded: missing,
     waitFor: missing,
-    actionEvents: missing,
+    // get_worker_events lists action events beside the health events: none until the service lands.
+    actionEvents: () => [],
   };
 }
