@@ -10,12 +10,14 @@ export interface ToolOptions {
   requestTimeoutMs: number;
   /** At most this many status requests in flight at once for get_all_workers_status {fresh: true}. */
   freshConcurrency?: number;
+  /** The wall clock confirmation tokens expire by (tests inject one). */
+  now?: () => number;
 }
 
 /** Said by every tool that returns worker fields: an assistant must not take a worker's claims for facts. */
 export const PROVENANCE =
-  "Observed by the manager itself: id (from the worker's verified certificate), state, reasons, connection, ages, " +
-  "addresses. Reported by the worker, unverified: host name, labels, agent version, platform, metrics, status.";
+  "Observed by the manager: id (verified certificate), state, reasons, connection, ages, addresses. Reported by " +
+  "the worker, unverified: host name, labels, version, platform, metrics, status.";
 
 export const readOnly = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };
 
