@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { useCerts } from "../helpers/fleet.js";
 import { McpManager } from "../helpers/mcp-client.js";
-import { Container, ensureSystemdRoot, systemdUnavailable } from "../helpers/nspawn.js";
+import { Container, SYSTEMD_ROOT, systemdUnavailable } from "../helpers/nspawn.js";
 import type { LogLine } from "../helpers/processes.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -53,10 +53,9 @@ describe("the worker unit under a real systemd (a minimal Debian host in systemd
 
   before(
     async () => {
-      const root = await ensureSystemdRoot((line) => console.log(`# ${line}`));
       manager = await McpManager.start(fx.certs);
       // The checkout and the certificates, read-only, as an operator would copy them onto the host.
-      box = await Container.boot(root, [
+      box = await Container.boot(SYSTEMD_ROOT, [
         { host: REPO, inside: "/src" },
         { host: fx.dir, inside: "/certs" },
       ]);
@@ -64,7 +63,7 @@ describe("the worker unit under a real systemd (a minimal Debian host in systemd
       await box.sh("ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/bin/npm");
       untouched = await box.sh(SNAPSHOT);
     },
-    { timeout: 20 * 60_000 },
+    { timeout: 120_000 },
   );
 
   it("install-worker.sh installs and starts the unit; the worker joins the manager on loopback and reports its disk", async (t) => {
