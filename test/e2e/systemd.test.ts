@@ -41,6 +41,9 @@ async function untilLine(m: McpManager, pred: (l: LogLine) => boolean, timeoutMs
  */
 const ACTIONS = {
   "whoami.json": { name: "whoami", description: "The agent's uid", argv: ["/usr/bin/id", "-u"], destructive: false },
+  // What the unit lets the agent read: the system journal (its systemd-journal group) and root's processes.
+  "dummy-journal.json": { name: "dummy_journal", description: "dummy.service's journal", argv: ["/usr/bin/journalctl", "--no-pager", "-o", "cat", "-u", "dummy.service"], destructive: false },
+  "init.json": { name: "init", description: "PID 1's name", argv: ["/usr/bin/cat", "/proc/1/comm"], destructive: false },
   "restart-service.json": {
     name: "restart_service",
     description: "Restart one of this host's services",
@@ -115,7 +118,7 @@ describe("the worker unit under a real systemd (a minimal Debian host in systemd
     const from = manager!.lines.length;
     const started = performance.now();
     const r = await box!.try(
-      `/src/scripts/install-worker.sh --ca /certs/ca.pem --cert /certs/workers/sd1.pem --key /certs/workers/sd1-key.pem --manager ${manager!.url} --no-mdns --labels role=systemd --action /certs/actions/whoami.json`,
+      `/src/scripts/install-worker.sh --ca /certs/ca.pem --cert /certs/workers/sd1.pem --key /certs/workers/sd1-key.pem --manager ${manager!.url} --no-mdns --labels role=systemd --action /certs/actions/whoami.json --action /certs/actions/dummy-journal.json --action /certs/actions/init.json`,
     );
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     t.diagnostic(`installed in ${Math.round(performance.now() - started)} ms`);
@@ -183,14 +186,25 @@ describe("the worker unit under a real systemd (a minimal Debian host in systemd
     assert.equal(r.stdout.tail.trim(), uid, "the action ran as the agent's own user");
     assert.ok(Number(uid) >= 61184 && Number(uid) <= 65519, `a dynamic uid, not root: ${uid}`);
 
-    // SupplementaryGroups=systemd-journal: the journal diagnostic reads the system's journal.
-    const j = await runAction("journal", { unit: "dummy.service" });
+    // SupplementaryGroups=systemd-journal: the system's journal is readable, another unit's entries too.
+    const j = await runAction("dummy_journal");
     assert.equal(j.status, "succeeded", JSON.stringify(j));
-    assert.match(JSON.stringify(j.structured), /dummy/, "entries of another unit");
-    // ProtectProc=default: the processes diagnostic sees PID 1, which is root's.
-    const p = await runAction("processes", { sort: "memory" } as Record<string, string>);
-    assert.equal(p.status, "succeeded", JSON.stringify(p));
-    assert.match(JSON.stringify(p.structured), /systemd/, "root's processes are listed");
+    assert.match(j.stdout.tail, /a service the privileged action restarts/);
+    // ProtectProc=default: root's processes are visible (=invisible would hide PID 1).
+    const init = await runAction("init");
+    assert.equal(init.stdout.tail.trim(), "systemd", JSON.stringify(init));
+
+    // The built-in diagnostics that need those two settings.
+    const offered = new Set((await wire!.request("sd1", "actions.list", {}, { timeoutMs: 10_000 })).entries.map((e) => e.name));
+    for (const [name, args, pattern] of [["journal", { unit: "dummy.service" }, /a service the privileged action restarts/], ["processes", { sort: "memory" }, /"systemd"/]] as const) {
+      if (!offered.has(name)) {
+        t.diagnostic(`no built-in ${name} on this worker`);
+        continue;
+      }
+      const r = await runAction(name, args);
+      assert.equal(r.status, "succeeded", JSON.stringify(r));
+      assert.match(JSON.stringify(r.structured), pattern, name);
+    }
   });
 
   it("the documented privileged recipe (install-worker.sh --allow-restart, polkit): the agent restarts exactly the allowed unit", async (t) => {
