@@ -10,7 +10,7 @@ import { promisify } from "node:util";
  * under /var/tmp; each boot runs on a throw-away copy of it (`--ephemeral`), so runs never see each other's
  * state. The root has no libnss-systemd, like minimal and container images: a DynamicUser there has no passwd
  * entry and no home directory. It has polkit, for the privileged-action recipe (polkitd needs a logind, which
- * libpam-systemd provides).
+ * libpam-systemd provides), and procps, as every standard install has.
  *
  * The root is built in CI's setup (test/helpers/build-systemd-root.ts, from Debian's mirror), never by a test:
  * tests talk to nothing beyond this machine.
@@ -20,11 +20,13 @@ const run = promisify(execFile);
 
 export const SYSTEMD_ROOT = "/var/tmp/mcp-fleet-systemd-root";
 const SUITE = "bookworm";
-const PACKAGES = ["systemd", "systemd-sysv", "dbus", "libpam-systemd", "polkitd"];
+const PACKAGES = ["systemd", "systemd-sysv", "dbus", "libpam-systemd", "polkitd", "procps"];
 /** Packages added after roots were first built, each with a file that shows it is installed. */
 const LATER_PACKAGES: Array<[pkg: string, marker: string]> = [
   ["libpam-systemd", "usr/lib/x86_64-linux-gnu/security/pam_systemd.so"],
   ["polkitd", "usr/lib/polkit-1/polkitd"],
+  // ps, which the processes diagnostic reads through systeminformation; every standard Debian install has it.
+  ["procps", "usr/bin/ps"],
 ];
 
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
