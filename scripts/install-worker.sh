@@ -3,6 +3,7 @@
 # (npm ci has been run). Run it again to update certificates, settings or the agent: it is idempotent.
 #
 #   scripts/install-worker.sh --ca CA.pem --cert ID.pem --key ID-key.pem [--manager wss://host:7443 [--no-mdns]] [--labels k=v,...]
+#                             [--action FILE.json ...] [--mcp-servers FILE.json] [--allow-restart UNIT ...]
 #   scripts/install-worker.sh --uninstall
 #
 # Options:
@@ -10,6 +11,12 @@
 #   --manager URL                      a fixed manager; without it the worker finds its manager by mDNS
 #   --no-mdns                          with --manager: neither announce the worker nor look for managers on mDNS
 #   --labels k=v,...                   labels reported to the manager
+#   --action FILE.json                 an action the manager may ask this host to run (repeatable); installed
+#                                      root-owned into /etc/mcp-fleet/actions.d, beside those already there
+#   --mcp-servers FILE.json            the MCP servers this host offers ({"mcpServers": {...}}); readable by all
+#                                      local users, so it must hold no secrets
+#   --allow-restart UNIT               let the agent run `systemctl restart UNIT` and nothing else (repeatable): a
+#                                      polkit rule naming exactly these units, and a system user for the agent
 #   --root DIR                         install under DIR instead of / (packaging, tests); systemd is left alone
 #   --uninstall                        stop and remove the service, the agent and its configuration
 set -euo pipefail
@@ -20,7 +27,13 @@ UNIT_DIR=/etc/systemd/system
 UNIT=mcp-fleet-worker.service
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 
-ROOT=/ CA= CERT= KEY= MANAGER= LABELS= NO_MDNS=0 UNINSTALL=0 SETTINGS=0
+POLKIT_RULE=/etc/polkit-1/rules.d/50-mcp-fleet-worker.rules
+# The unit's dynamic user has this name; a system user of the name, when it exists, is used instead.
+AGENT_USER=mcp-fleet-worker
+AGENT_GECOS="mcp-fleet worker agent"
+
+ROOT=/ CA= CERT= KEY= MANAGER= LABELS= NO_MDNS=0 UNINSTALL=0 SETTINGS=0 MCP_SERVERS=
+ACTIONS=() RESTARTS=()
 die() { echo "install-worker: $*" >&2; exit 2; }
 usage() { sed -n '2,/^set -/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -32,6 +45,9 @@ while [ $# -gt 0 ]; do
     --manager) MANAGER=${2:?}; SETTINGS=1; shift 2 ;;
     --labels) LABELS=${2:?}; SETTINGS=1; shift 2 ;;
     --no-mdns) NO_MDNS=1; SETTINGS=1; shift ;;
+    --action) ACTIONS+=("${2:?}"); shift 2 ;;
+    --mcp-servers) MCP_SERVERS=${2:?}; shift 2 ;;
+    --allow-restart) RESTARTS+=("${2:?}"); shift 2 ;;
     --root) ROOT=${2:?}; shift 2 ;;
     --uninstall) UNINSTALL=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -47,8 +63,10 @@ if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then SYSTEMD=1; else SYSTEMD=0
 
 if [ "$UNINSTALL" -eq 1 ]; then
   if [ "$SYSTEMD" -eq 1 ]; then systemctl disable --now "$UNIT" 2>/dev/null || true; fi
-  rm -f "$R$UNIT_DIR/$UNIT"
+  rm -f "$R$UNIT_DIR/$UNIT" "$R$POLKIT_RULE"
   rm -rf "$R$APP_DIR" "$R$CONF_DIR"
+  # Only the user this script created (known by its comment), never one of the same name made by someone else.
+  if [ "$ROOT" = / ] && [ "$(getent passwd "$AGENT_USER" | cut -d: -f5)" = "$AGENT_GECOS" ]; then userdel "$AGENT_USER"; fi
   # A unit that failed stays listed until its failure is forgotten.
   if [ "$SYSTEMD" -eq 1 ]; then systemctl daemon-reload; systemctl reset-failed "$UNIT" 2>/dev/null || true; fi
   echo "removed the mcp-fleet worker from ${ROOT}"
@@ -64,6 +82,24 @@ for f in "$CA" "$CERT" "$KEY"; do [ -r "$f" ] || die "cannot read $f"; done
 NODE="$(command -v node)" || die "node is not installed (Node.js 20 or newer is needed)"
 major="$("$NODE" -p 'process.versions.node.split(".")[0]')"
 [ "$major" -ge 20 ] || die "node $("$NODE" --version) is too old: Node.js 20 or newer is needed"
+# Files are checked before anything is installed; the agent checks each action's fields when it loads it.
+is_json() { "$NODE" -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$1" 2>/dev/null; }
+for f in ${ACTIONS[@]+"${ACTIONS[@]}"}; do
+  case "$(basename "$f")" in *.json) ;; *) die "$f: an action file's name must end in .json (the agent reads only those)" ;; esac
+  [ -r "$f" ] || die "cannot read $f"
+  is_json "$f" || die "$f is not valid JSON"
+done
+if [ -n "$MCP_SERVERS" ]; then [ -r "$MCP_SERVERS" ] && is_json "$MCP_SERVERS" || die "$MCP_SERVERS is not a readable JSON file"; fi
+# Full unit names, as systemd hands them to polkit: `systemctl restart nginx` asks about nginx.service.
+units=()
+for u in ${RESTARTS[@]+"${RESTARTS[@]}"}; do
+  [[ "$u" =~ ^[A-Za-z0-9@:._-]{1,248}$ ]] || die "--allow-restart $u: a unit name is A-Z a-z 0-9 @ : . _ - only"
+  [[ "$u" =~ \.(service|socket|target|timer|mount|path)$ ]] || u="$u.service"
+  units+=("$u")
+done
+if [ "${#units[@]}" -gt 0 ] && [ "$ROOT" = / ] && [ ! -d /usr/share/polkit-1 ]; then
+  die "--allow-restart needs polkit (apt-get install polkitd, or your distribution's polkit package)"
+fi
 # The agent checks the files belong together before anything is installed: better refused here than in a loop.
 "$NODE" "$SRC/dist/cli/main.js" certs check --ca "$CA" --cert "$CERT" --key "$KEY" >/dev/null \
   || die "the certificate files do not belong together (see above)"
@@ -111,6 +147,42 @@ if [ "$SETTINGS" -eq 1 ] || [ ! -f "$env_file" ]; then
   } > "$env_file.new"
   chmod 0644 "$env_file.new"
   mv "$env_file.new" "$env_file"
+fi
+
+# Actions and MCP servers: root-owned and writable by root alone, as the agent requires of them.
+if [ "${#ACTIONS[@]}" -gt 0 ]; then
+  install -d -m 0755 "$R$CONF_DIR/actions.d"
+  for f in "${ACTIONS[@]}"; do install -m 0644 "$f" "$R$CONF_DIR/actions.d/$(basename "$f")"; done
+fi
+[ -z "$MCP_SERVERS" ] || install -m 0644 "$MCP_SERVERS" "$R$CONF_DIR/mcp-servers.json"
+
+# A privileged action without sudo (the unit's NoNewPrivileges rules it out): polkit lets the agent's user restart
+# exactly these units. The D-Bus daemon refuses a dynamic user the system bus, so the agent gets a system user of
+# its dynamic user's name, which systemd then uses instead (no home, no login shell).
+if [ "${#units[@]}" -gt 0 ]; then
+  if [ "$ROOT" = / ]; then
+    getent passwd "$AGENT_USER" >/dev/null || useradd --system --user-group --no-create-home --home-dir / \
+      --shell /usr/sbin/nologin --comment "$AGENT_GECOS" "$AGENT_USER"
+  else
+    echo "not creating the system user $AGENT_USER under $ROOT: create it on the host (useradd --system $AGENT_USER)"
+  fi
+  list="$(printf '"%s", ' "${units[@]}")"
+  # polkit keeps its rules directory private to itself (0700 polkitd on Debian): its mode is left alone.
+  [ -d "$R$(dirname "$POLKIT_RULE")" ] || install -d -m 0755 "$R$(dirname "$POLKIT_RULE")"
+  cat > "$R$POLKIT_RULE.new" <<RULE
+// Written by mcp-fleet's install-worker.sh --allow-restart: the worker agent may restart these units, and may do
+// nothing else that asks polkit.
+polkit.addRule(function (action, subject) {
+  var units = [${list%, }];
+  if (subject.user == "$AGENT_USER") {
+    if (action.id == "org.freedesktop.systemd1.manage-units" && action.lookup("verb") == "restart" &&
+        units.indexOf(action.lookup("unit")) >= 0) return polkit.Result.YES;
+    return polkit.Result.NO;
+  }
+});
+RULE
+  chmod 0644 "$R$POLKIT_RULE.new"
+  mv "$R$POLKIT_RULE.new" "$R$POLKIT_RULE"
 fi
 
 # The unit, pointing at this node and this install.

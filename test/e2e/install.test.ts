@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { runInNewContext } from "node:vm";
 import { after, before, describe, it } from "node:test";
 import { ManagerProc, tempDir, useCerts } from "../helpers/fleet.js";
 import { Proc } from "../helpers/processes.js";
@@ -82,6 +83,62 @@ describe("scripts/install-worker.sh (into a temporary root: systemd is not PID 1
       const v = spawnSync("systemd-analyze", ["verify", join(root, "etc/systemd/system/mcp-fleet-worker.service")], { encoding: "utf8" });
       assert.equal(v.status, 0, v.stderr);
     }
+  });
+
+  it("--action, --mcp-servers and --allow-restart install root-owned action files, the servers file and a polkit rule for exactly those units", () => {
+    const dir = join(fx.dir, "host-files");
+    mkdirSync(dir, { recursive: true });
+    const action = { name: "restart_service", description: "Restart a service", argv: ["/usr/bin/systemctl", "restart", "{unit}"], params: { unit: { type: "string", enum: ["nginx.service"] } } };
+    writeFileSync(join(dir, "restart-service.json"), JSON.stringify(action));
+    writeFileSync(join(dir, "uptime.json"), JSON.stringify({ name: "uptime", description: "Uptime", argv: ["/usr/bin/uptime"], destructive: false }));
+    writeFileSync(join(dir, "servers.json"), JSON.stringify({ mcpServers: { files: { command: "/usr/bin/true" } } }));
+    const r = install("--action", join(dir, "restart-service.json"), "--action", join(dir, "uptime.json"), "--mcp-servers", join(dir, "servers.json"), "--allow-restart", "nginx", "--allow-restart", "app@1.service");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /not creating the system user mcp-fleet-worker/, "a system user is made on a real host only");
+    const st = (p: string) => statSync(join(root, p));
+    const mode = (p: string) => (st(p).mode & 0o777).toString(8);
+    assert.equal(mode("etc/mcp-fleet/actions.d"), "755");
+    for (const f of ["actions.d/restart-service.json", "actions.d/uptime.json", "mcp-servers.json"]) {
+      assert.equal(mode(`etc/mcp-fleet/${f}`), "644", f);
+      if (isRoot) assert.equal(st(`etc/mcp-fleet/${f}`).uid, 0, `${f} belongs to root`);
+    }
+    assert.deepEqual(JSON.parse(readFileSync(join(root, "etc/mcp-fleet/actions.d/restart-service.json"), "utf8")), action);
+
+    // The rule as polkit runs it (a JavaScript function given the action and the asking subject).
+    const rule = join(root, "etc/polkit-1/rules.d/50-mcp-fleet-worker.rules");
+    assert.equal(mode("etc/polkit-1/rules.d/50-mcp-fleet-worker.rules"), "644");
+    const Result = { YES: "yes", NO: "no" };
+    let decide: (action: unknown, subject: unknown) => unknown = () => assert.fail("no rule added");
+    runInNewContext(readFileSync(rule, "utf8"), { polkit: { Result, addRule: (f: typeof decide) => (decide = f) } });
+    const ask = (user: string, id: string, unit: string, verb: string) =>
+      decide({ id, lookup: (k: string) => ({ unit, verb })[k] }, { user });
+    const UNITS = "org.freedesktop.systemd1.manage-units";
+    assert.equal(ask("mcp-fleet-worker", UNITS, "nginx.service", "restart"), "yes");
+    assert.equal(ask("mcp-fleet-worker", UNITS, "app@1.service", "restart"), "yes");
+    assert.equal(ask("mcp-fleet-worker", UNITS, "nginx.service", "stop"), "no");
+    assert.equal(ask("mcp-fleet-worker", UNITS, "sshd.service", "restart"), "no");
+    assert.equal(ask("mcp-fleet-worker", "org.freedesktop.login1.reboot", "", ""), "no", "nothing else polkit decides");
+    assert.equal(ask("alice", UNITS, "nginx.service", "restart"), undefined, "other users are left to the host's own rules");
+  });
+
+  it("refuses a bad action file, servers file or unit name before installing anything", () => {
+    const dir = join(fx.dir, "bad-files");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "broken.json"), "{ not json");
+    writeFileSync(join(dir, "action.txt"), "{}");
+    const before = tree(root);
+    for (const [args, err] of [
+      [["--action", join(dir, "broken.json")], /broken\.json is not valid JSON/],
+      [["--action", join(dir, "action.txt")], /must end in \.json/],
+      [["--action", join(dir, "missing.json")], /cannot read/],
+      [["--mcp-servers", join(dir, "broken.json")], /not a readable JSON file/],
+      [["--allow-restart", 'x"]; polkit.Result.YES; //'], /a unit name is/],
+    ] as const) {
+      const r = install(...args);
+      assert.equal(r.status, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, err);
+    }
+    assert.deepEqual(tree(root), before, "nothing changed");
   });
 
   it("the installed agent, with the installed credentials, joins a manager", async () => {

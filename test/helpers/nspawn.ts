@@ -9,36 +9,64 @@ import { promisify } from "node:util";
  * network (so a manager on 127.0.0.1 is reachable from it). The root is built once with debootstrap and kept
  * under /var/tmp; each boot runs on a throw-away copy of it (`--ephemeral`), so runs never see each other's
  * state. The root has no libnss-systemd, like minimal and container images: a DynamicUser there has no passwd
- * entry and no home directory.
+ * entry and no home directory. It has polkit, for the privileged-action recipe (polkitd needs a logind, which
+ * libpam-systemd provides), and procps, as every standard install has.
+ *
+ * The root is built in CI's setup (test/helpers/build-systemd-root.ts, from Debian's mirror), never by a test:
+ * tests talk to nothing beyond this machine.
  */
 
 const run = promisify(execFile);
 
 export const SYSTEMD_ROOT = "/var/tmp/mcp-fleet-systemd-root";
 const SUITE = "bookworm";
-const PACKAGES = "systemd,systemd-sysv,dbus";
+const PACKAGES = ["systemd", "systemd-sysv", "dbus", "libpam-systemd", "polkitd", "procps"];
+/** Packages added after roots were first built, each with a file that shows it is installed. */
+const LATER_PACKAGES: Array<[pkg: string, marker: string]> = [
+  ["libpam-systemd", "usr/lib/x86_64-linux-gnu/security/pam_systemd.so"],
+  ["polkitd", "usr/lib/polkit-1/polkitd"],
+  // ps, which the processes diagnostic reads through systeminformation; every standard Debian install has it.
+  ["procps", "usr/bin/ps"],
+];
 
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
 
 /** A root debootstrap finished: it removes its own /debootstrap work directory as its last step. */
-function rootComplete(dir: string): boolean {
+function rootBuilt(dir: string): boolean {
   return existsSync(join(dir, "usr/lib/systemd/systemd")) && existsSync(join(dir, "usr/bin/dbus-daemon")) && !existsSync(join(dir, "debootstrap"));
+}
+
+function missingPackages(dir: string): string[] {
+  return LATER_PACKAGES.filter(([, marker]) => !existsSync(join(dir, marker))).map(([pkg]) => pkg);
+}
+
+function rootComplete(dir: string): boolean {
+  return rootBuilt(dir) && missingPackages(dir).length === 0;
 }
 
 /** Why a real systemd cannot be booted here, or null if it can. */
 export function systemdUnavailable(): string | null {
   if (process.getuid?.() !== 0) return "needs root to boot a systemd-nspawn container (CI runs as root)";
   for (const cmd of ["systemd-nspawn", "nsenter"]) if (!has(cmd)) return `needs ${cmd} (apt-get install systemd-container util-linux)`;
-  if (!rootComplete(SYSTEMD_ROOT) && !has("debootstrap")) return `needs debootstrap to build ${SYSTEMD_ROOT} (apt-get install debootstrap)`;
+  if (!rootComplete(SYSTEMD_ROOT)) return `${SYSTEMD_ROOT} is not built or lacks packages: node --import tsx test/helpers/build-systemd-root.ts (CI's setup runs it)`;
+  return null;
+}
+
+/** Why the container root cannot be built here, or null if it can. */
+export function rootUnbuildable(): string | null {
+  if (process.getuid?.() !== 0) return "needs root";
+  if (!has("debootstrap")) return "needs debootstrap (apt-get install debootstrap)";
   return null;
 }
 
 /**
- * The container root, built when missing (45 s to a few minutes, from Debian's mirror). It is built into a
- * directory of its own and renamed into place, so an interrupted build never leaves a half root behind.
+ * The container root, built when missing (about 50 s to a few minutes, from Debian's mirror); one built before
+ * packages were added gets them with apt-get (seconds). Either happens in a directory of its own that is renamed
+ * into place, so an interrupted build never leaves a half root behind.
  */
 export async function ensureSystemdRoot(log: (line: string) => void, root = SYSTEMD_ROOT): Promise<string> {
   if (rootComplete(root)) return root;
+  if (rootBuilt(root)) return addPackages(root, missingPackages(root), log);
   if (existsSync(root)) {
     log(`${root} is incomplete; building it again`);
     await rm(root, { recursive: true, force: true });
@@ -52,7 +80,7 @@ export async function ensureSystemdRoot(log: (line: string) => void, root = SYST
   const started = performance.now();
   log(`building ${root} with debootstrap (once; it is kept for later runs)`);
   try {
-    await run("debootstrap", ["--variant=minbase", `--include=${PACKAGES}`, SUITE, building], { maxBuffer: 64 << 20, timeout: 15 * 60_000 });
+    await run("debootstrap", ["--variant=minbase", `--include=${PACKAGES.join(",")}`, SUITE, building], { maxBuffer: 64 << 20, timeout: 15 * 60_000 });
     if (!rootComplete(building)) throw new Error(`debootstrap finished but ${building} is not a complete root`);
     if (rootComplete(root)) return root; // another run finished first
     await rename(building, root);
@@ -60,6 +88,32 @@ export async function ensureSystemdRoot(log: (line: string) => void, root = SYST
     await rm(building, { recursive: true, force: true });
   }
   log(`built ${root} in ${Math.round((performance.now() - started) / 1000)} s`);
+  return root;
+}
+
+async function addPackages(root: string, packages: string[], log: (line: string) => void): Promise<string> {
+  const building = `${root}.build-${process.pid}`;
+  const started = performance.now();
+  log(`adding ${packages.join(", ")} to ${root}`);
+  try {
+    await run("cp", ["-a", root, building]);
+    // Maintainer scripts that try to start daemons fail harmlessly in a chroot: nothing runs there.
+    await run("chroot", [building, "apt-get", "install", "-y", "-q", "--no-install-recommends", ...packages], {
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+      maxBuffer: 64 << 20,
+      timeout: 10 * 60_000,
+    }).catch(async (err: unknown) => {
+      // apt's exit code also counts a maintainer script's failure; what counts is whether the packages are there.
+      if (!rootComplete(building)) throw err;
+    });
+    await run("chroot", [building, "apt-get", "clean"]);
+    if (!rootComplete(building)) throw new Error(`apt-get finished but ${building} still lacks ${missingPackages(building).join(", ")}`);
+    await rm(root, { recursive: true, force: true });
+    await rename(building, root);
+  } finally {
+    await rm(building, { recursive: true, force: true });
+  }
+  log(`added them in ${Math.round((performance.now() - started) / 1000)} s`);
   return root;
 }
 
