@@ -399,13 +399,18 @@ async function fanOut(manager: BenchManager, n: number): Promise<FanOut> {
       job = ((await manager.tool("get_job", { job_id: job.id, limit: 1 })).result.structuredContent as unknown as JobAnswer).job;
     }
     const seconds = (epochNow() - started) / 1000;
+    const rssAtEnd = rssBytes(manager.pid);
+    // What the job still holds once its garbage is collected (kept outputs, tails, the job's history entry).
+    process.kill(manager.pid, "SIGURG");
+    await sleep(1000);
     const result = {
       targets: job.targets,
       seconds,
       succeeded: job.counts.succeeded ?? 0,
       counts: Object.fromEntries(Object.entries(job.counts).filter(([, v]) => v > 0)),
       managerCpuS: cpuSeconds(manager.pid) - cpu0,
-      rssGrowth: Math.max(peak, rssBytes(manager.pid)) - rss0,
+      rssGrowth: Math.max(peak, rssAtEnd) - rss0,
+      rssRetained: rssBytes(manager.pid) - rss0,
       unhealthy: (manager.warnings["worker state changed"] ?? 0) - unhealthy0,
       progressNotifications,
     };

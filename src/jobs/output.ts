@@ -64,6 +64,15 @@ export class OutputKeeper {
     this.total += size;
   }
 
+  /**
+   * The final result's tail of a stream, as the kept string itself when they are the same text: a short output
+   * (most are) would otherwise be held twice, once as the kept chunk and once as the tail the result repeats.
+   */
+  shareTail(jobId: string, worker: string, stream: OutputChunk["stream"], tail: string): string {
+    const chunks = this.jobs.get(jobId)?.byWorker.get(worker)?.[stream];
+    return chunks?.length === 1 && chunks[0] === tail ? chunks[0] : tail;
+  }
+
   /** The worker's final result said it kept less than the program wrote. */
   markPartial(jobId: string, worker: string): void {
     const kept = this.jobs.get(jobId)?.byWorker.get(worker);

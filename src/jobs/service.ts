@@ -295,6 +295,10 @@ class Service implements JobManager {
     runInvocation(this.o.link, order, { onOutput: (chunk) => this.outputs.append(job.id, inv.worker, chunk), signal: abort.signal })
       .then((outcome) => {
         if (outcome.partial) this.outputs.markPartial(job.id, inv.worker);
+        for (const stream of ["stdout", "stderr"] as const) {
+          const summary = outcome[stream];
+          if (summary && summary.tail !== "") summary.tail = this.outputs.shareTail(job.id, inv.worker, stream, summary.tail);
+        }
         const { partial: _partial, ...rest } = outcome;
         this.scheduler.end(job, inv, rest, this.o.clock.wall());
       })
