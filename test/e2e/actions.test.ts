@@ -24,6 +24,7 @@ import {
   type ConfirmationAnswer,
   type JobAnswer,
 } from "../helpers/actions.js";
+import { BareManager } from "../helpers/bare-manager.js";
 import { useCerts } from "../helpers/fleet.js";
 import { McpManager } from "../helpers/mcp-client.js";
 import type { LogLine, Proc } from "../helpers/processes.js";
@@ -47,7 +48,7 @@ const HOST_UPTIME = {
 type Schema = z.ZodType;
 
 describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, MCP servers, restart", () => {
-  const fx = useCerts("actions", IDS, { before, after });
+  const fx = useCerts("actions", [...IDS, "a4"], { before, after });
   let mcp: McpManager;
   const workers = new Map<string, Proc>();
   const firstLines: LogLine[] = [];
@@ -221,6 +222,49 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
     rmSync(file);
     await refused({ arguments: { path: file }, target }, token);
     assert.equal(existsSync(file), false, "a used token runs nothing again");
+  });
+
+  describe("a worker asked directly over the protocol, by a bare manager without the manager's checks", () => {
+    let bare: BareManager;
+    let a4: Proc;
+
+    before(async () => {
+      bare = await BareManager.start(fx.certs);
+      const actionsDir = writeActionsDir(join(fx.dir, "actions-a4"), [SHOW_ARGS, TOUCH_FILE]);
+      a4 = startActionWorker(fx.certs, "a4", bare.url, { actionsDir, mcpServers: join(fx.dir, "no-such-mcp-servers.json") });
+      await bare.connected();
+    });
+    after(async () => {
+      a4?.kill("SIGKILL");
+      await bare?.close();
+    });
+
+    it("lists its catalogue under the hash it sent in hello", async () => {
+      const list = await bare.request("actions.list", {});
+      const r = list.result as { hash: string; entries: Array<{ name: string }>; next: number | null };
+      assert.equal(r.hash, bare.hello!.catalog);
+      assert.ok(r.entries.some((e) => e.name === "show_args") && r.entries.some((e) => e.name === "processes"));
+    });
+
+    it("refuses an action it does not define, and arguments its definition does not allow", async () => {
+      const file = tmpPath("bare");
+      const run = (invocation: string, action: string, args: Record<string, unknown>) =>
+        bare.request("actions.run", { invocation, action, arguments: args, timeoutMs: 5000 });
+      assert.equal((await run("u1", "rm_everything", {})).error?.code, "unknown_action");
+      assert.equal((await run("u2", "fixture.echo", { text: "x" })).error?.code, "unknown_action");
+      assert.equal((await run("u3", "touch_file", { path: "/etc/mcp-fleet-bare" })).error?.code, "invalid_arguments");
+      assert.equal((await run("u4", "show_args", { text: "-n" })).error?.code, "invalid_arguments");
+      assert.equal((await run("u5", "show_args", { text: "a", extra: "b" })).error?.code, "invalid_arguments");
+      assert.equal(existsSync("/etc/mcp-fleet-bare"), false);
+
+      const ok = await run("u6", "show_args", { text: `; touch ${file}` });
+      const result = ok.result as { status: string; stdout: { tail: string } };
+      assert.equal(result.status, "succeeded", JSON.stringify(ok));
+      assert.equal(result.stdout.tail, `<fixed>\n<; touch ${file}>\n`);
+      const streamed = ok.progress.map((p) => (p.output as { data: string } | undefined)?.data ?? "").join("");
+      assert.equal(streamed, result.stdout.tail, "the output came in progress frames first");
+      assert.equal(existsSync(file), false);
+    });
   });
 
   describe("a worker-hosted MCP server (test/fixtures/mcp-server.ts as server `fixture` on a1)", () => {
