@@ -10,7 +10,8 @@ import {
   groupMembers,
   Groups,
   NAP,
-  newJobId,
+  newJob,
+  newestJob,
   probe,
   rssKiB,
   runJob,
@@ -88,10 +89,10 @@ describe("jobs on six workers: timeouts, cancellation, limits, lost workers, big
   });
 
   it("cancel_job stops a running job on every worker within a second, leaving no process behind", async () => {
-    const known = (await mcp.ok<{ jobs: unknown[] }>("get_job")).jobs.length;
+    const known = await newestJob(mcp);
     const running = mcp.call("run_action", { action: "nap", arguments: { seconds: 61 }, target: { all: true } });
     const pgrps = await napping(IDS, 61);
-    const jobId = await newJobId(mcp, known);
+    const jobId = (await newJob(mcp, known)).id;
     const t = performance.now();
     const c = answer<{ job: JobAnswer["job"] }>(await mcp.call("cancel_job", { job_id: jobId }), "cancel_job");
     const answered = performance.now() - t;
@@ -114,11 +115,11 @@ describe("jobs on six workers: timeouts, cancellation, limits, lost workers, big
   });
 
   it("cancelling the MCP request cancels the job on every worker, leaving no process behind", async () => {
-    const known = (await mcp.ok<{ jobs: unknown[] }>("get_job")).jobs.length;
+    const known = await newestJob(mcp);
     const abort = new AbortController();
     const call = mcp.client.callTool({ name: "run_action", arguments: { action: "nap", arguments: { seconds: 62 }, target: { all: true } } }, undefined, { signal: abort.signal });
     const pgrps = await napping(IDS, 62);
-    const jobId = await newJobId(mcp, known);
+    const jobId = (await newJob(mcp, known)).id;
     const t = performance.now();
     abort.abort();
     await assert.rejects(call, /abort/i);

@@ -9,7 +9,8 @@ import {
   answer,
   byWorker,
   descendants,
-  jobCount,
+  newJob,
+  newestJob,
   probe,
   runConfirmed,
   runJob,
@@ -165,7 +166,7 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
   });
 
   it("an argument failing its parameter's schema, an unknown parameter or action: refused before anything is sent, naming it", async () => {
-    const before = await jobCount(mcp);
+    const before = await newestJob(mcp);
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ action: "show_args", arguments: { text: "x".repeat(201) }, target: { all: true } }, /^E_INVALID_ARGUMENT\b.*\btext\b.*200/s],
       [{ action: "show_args", arguments: { text: "-n" }, target: { all: true } }, /^E_INVALID_ARGUMENT\b.*\btext\b/s],
@@ -180,14 +181,14 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
       assert.equal(r.isError, true, JSON.stringify(args));
       assert.match(text(r), expected);
     }
-    assert.equal(await jobCount(mcp), before, "no job was started");
+    assert.equal(await newestJob(mcp), before, "no job was started");
   });
 
   it("without elicitation: a destructive action returns a plan and a token and runs nothing; the token runs exactly that, once", async () => {
     const target = { worker_ids: ["a2", "a1"] };
     const file = tmpPath("confirm");
     const other = tmpPath("confirm-other");
-    const jobsBefore = await jobCount(mcp);
+    const jobsBefore = await newestJob(mcp);
     const plan = async (path: string, t: Record<string, unknown> = target) =>
       answer<ConfirmationAnswer>(await mcp.call("run_action", { action: "touch_file", arguments: { path }, target: t }), "plan").confirmation;
 
@@ -197,7 +198,7 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
     assert.ok(ttl > 60_000 && ttl <= 125_000, `valid about 2 minutes (${ttl} ms)`);
     assert.deepEqual(first.plan, { action: "touch_file", arguments: { path: file }, destructive: true, targets: { count: 2, first: ["a1", "a2"] } });
     assert.equal(existsSync(file), false);
-    assert.equal(await jobCount(mcp), jobsBefore, "nothing ran");
+    assert.equal(await newestJob(mcp), jobsBefore, "nothing ran");
 
     // Refused: other arguments, another target, a token never issued. Nothing runs either way.
     const refused = async (args: Record<string, unknown>, token: string) => {
@@ -211,7 +212,7 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
     await refused({ arguments: { path: file }, target }, "not-a-token-this-manager-issued");
     assert.equal(existsSync(file), false);
     assert.equal(existsSync(other), false);
-    assert.equal(await jobCount(mcp), jobsBefore, "still nothing ran");
+    assert.equal(await newestJob(mcp), jobsBefore, "still nothing ran");
 
     const token = (await plan(file)).token;
     const ran = await runJob(mcp, { action: "touch_file", arguments: { path: file }, target, confirm: token });
@@ -291,13 +292,10 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
 
     it("killed while a call runs: that call fails clearly (SERVER_DIED); the next call restarts it", async () => {
       const pid = await pidOf();
-      const known = await jobCount(mcp);
+      const known = await newestJob(mcp);
       const hanging = runConfirmed(mcp, { action: "fixture.hang", target: { worker_id: "a1" }, timeout: "30s" });
       // The hang is running once its job has a running invocation.
-      await until(async () => {
-        const { jobs } = await mcp.ok<{ jobs: JobSummary[] }>("get_job");
-        return jobs.length > known && jobs[0]!.counts.running === 1 ? true : undefined;
-      }, 10_000, "fixture.hang running");
+      await newJob(mcp, known, 10_000, (j) => j.action === "fixture.hang" && j.counts.running === 1);
       process.kill(pid, "SIGKILL");
       const t = performance.now();
       const a = await hanging;
@@ -384,7 +382,7 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
       for (const action of ["decline", "cancel"] as const) {
         elicit = () => ({ action });
         const asked = elicited.length;
-        const jobs = await jobCount(mcp);
+        const newest = await newestJob(mcp);
         const r = await mcp.call("run_action", args);
         assert.equal(elicited.length, asked + 1, "one elicitation/create");
         const message = elicited.at(-1)!.message;
@@ -392,7 +390,8 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
         assert.equal(existsSync(file), false, `${action}: untouched`);
         const s = r.structuredContent as Partial<JobAnswer> | undefined;
         assert.ok(r.isError || !s?.job || s.job.counts.succeeded === 0, `${action}: nothing ran: ${text(r).slice(0, 300)}`);
-        assert.ok((await jobCount(mcp)) <= jobs + 1);
+        const latest = (await mcp.ok<{ jobs: JobSummary[] }>("get_job")).jobs[0];
+        assert.ok(latest?.id === newest || latest?.counts.succeeded === 0, `${action}: no job ran`);
       }
 
       elicit = (r) => ({ action: "accept", content: fill(r) });

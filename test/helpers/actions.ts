@@ -180,13 +180,18 @@ export async function waitForJob(mcp: McpManager, jobId: string, timeoutMs: numb
   }
 }
 
-/** The newest job's id (get_job {} lists newest first), once there is one newer than `known`. */
-export async function newJobId(mcp: McpManager, known: number, timeoutMs = 5000): Promise<string> {
+/** The newest job's id, if any (get_job {} lists newest first; it pages, so counting its rows would not do). */
+export async function newestJob(mcp: McpManager): Promise<string | undefined> {
+  return (await mcp.ok<{ jobs: JobSummary[] }>("get_job")).jobs[0]?.id;
+}
+
+/** The newest job, once it is another than `previous` (and `pred` holds for it); bounded. */
+export async function newJob(mcp: McpManager, previous: string | undefined, timeoutMs = 5000, pred: (j: JobSummary) => boolean = () => true): Promise<JobSummary> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const { jobs } = await mcp.ok<{ jobs: JobSummary[] }>("get_job");
-    if (jobs.length > known) return jobs[0]!.id;
-    if (performance.now() > deadline) throw new Error(`no new job within ${timeoutMs} ms`);
+    const job = (await mcp.ok<{ jobs: JobSummary[] }>("get_job")).jobs[0];
+    if (job && job.id !== previous && pred(job)) return job;
+    if (performance.now() > deadline) throw new Error(`no new job within ${timeoutMs} ms (newest: ${JSON.stringify(job)})`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -203,10 +208,6 @@ export async function runConfirmed(mcp: McpManager, args: Record<string, unknown
   const first = answer<JobAnswer & Partial<ConfirmationAnswer>>(await mcp.call("run_action", args), `run_action ${String(args.action)}`);
   if (!first.confirmation) return first.job.status === "running" ? waitForJob(mcp, first.job.id, timeoutMs) : first;
   return runJob(mcp, { ...args, confirm: first.confirmation.token }, timeoutMs);
-}
-
-export async function jobCount(mcp: McpManager): Promise<number> {
-  return (await mcp.ok<{ jobs: JobSummary[] }>("get_job")).jobs.length;
 }
 
 export function byWorker(a: JobAnswer): Map<string, Invocation> {
