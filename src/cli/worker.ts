@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { z } from "zod";
-import { flag, loadConfig } from "../config/load.js";
+import { fields, flag, loadConfig } from "../config/load.js";
 import { FleetError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { startWorker } from "../worker/agent.js";
@@ -24,6 +24,10 @@ const schema = z.object({
   labels: labelsField,
   collectInterval: duration({ min: 500, max: 3_600_000 }),
   collectTimeout: duration({ min: 100, max: 600_000 }),
+  actionsDir: fields.path,
+  mcpServers: fields.path,
+  diagnostics: z.boolean(),
+  maxActions: fields.positiveInt(256),
   logLevel: logLevelField,
 });
 
@@ -38,6 +42,10 @@ export function workerCommand(): Command {
     .addOption(flag("--labels <k=v,...>", "labels reported to the manager", ""))
     .addOption(flag("--collect-interval <duration>", "how often system status is collected", "5s"))
     .addOption(flag("--collect-timeout <duration>", "how long one collector call may take", "5s"))
+    .addOption(flag("--actions-dir <dir>", "command actions this host offers, one *.json file each", "/etc/mcp-fleet/actions.d"))
+    .addOption(flag("--mcp-servers <file>", "MCP servers on this host whose tools it offers (mcpServers JSON)", "/etc/mcp-fleet/mcp-servers.json"))
+    .addOption(flag("--no-diagnostics", "do not offer the built-in read-only diagnostics"))
+    .addOption(flag("--max-actions <n>", "invocations running at once on this host", "4"))
     .addOption(logLevelFlag())
     .action((_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -52,8 +60,16 @@ export function workerCommand(): Command {
         labels: o.labels,
         collectIntervalMs: o.collectInterval,
         collectTimeoutMs: o.collectTimeout,
+        actionsDir: o.actionsDir,
+        mcpServers: o.mcpServers,
+        diagnostics: o.diagnostics,
+        maxActions: o.maxActions,
         log,
       });
       shutdownOn((signal) => agent.stop(signal));
+      process.on("SIGHUP", () => {
+        log.info("SIGHUP: reading the actions dir again");
+        void agent.reloadActions();
+      });
     });
 }

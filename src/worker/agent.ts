@@ -10,6 +10,7 @@ import { FleetBrowser } from "../discovery/browser.js";
 import { Publisher } from "../discovery/publisher.js";
 import { fleetIdFromCa } from "../discovery/txt.js";
 import { PROTOCOL_VERSION } from "../protocol/messages.js";
+import { ActionService, DEFAULT_MAX_ACTIONS } from "./actions/service.js";
 import { Collector } from "./collector.js";
 import { ManagerCandidates } from "./candidates.js";
 import { Link } from "./link.js";
@@ -26,6 +27,14 @@ export interface WorkerOptions {
   labels: Labels;
   collectIntervalMs: number;
   collectTimeoutMs: number;
+  /** The dir of command action files (--actions-dir); undefined: no command actions. */
+  actionsDir?: string;
+  /** The host's MCP servers file (--mcp-servers); undefined: none. */
+  mcpServers?: string;
+  /** The built-in diagnostics (off with --no-diagnostics). */
+  diagnostics?: boolean;
+  /** Invocations running at once (--max-actions). */
+  maxActions?: number;
   log: Logger;
 }
 
@@ -33,6 +42,8 @@ export interface WorkerAgent {
   readonly id: string;
   /** `why` is for the log; `goodbye` is the code the manager is told. */
   stop(why: string, goodbye?: GoodbyeReason): Promise<void>;
+  /** Reads the actions dir again (SIGHUP). */
+  reloadActions(): Promise<void>;
 }
 
 /** The worker agent: its identity comes from its certificate, its pace from the manager. */
@@ -44,6 +55,14 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
   const fleet = fleetIdFromCa(material.ca);
   const browser = options.mdns && !options.manager ? new FleetBrowser({ log }) : null;
   const managers = new ManagerCandidates(fleet, browser);
+  const actions: ActionService = new ActionService({
+    actionsDir: options.actionsDir,
+    diagnostics: options.diagnostics,
+    maxActions: options.maxActions ?? DEFAULT_MAX_ACTIONS,
+    // The host's MCP servers: mcp: new McpHost({ file: options.mcpServers, log, onChange: () => actions.refresh() }),
+    mcp: undefined,
+    log,
+  });
   const link = new Link({
     nextTarget: options.manager ? () => options.manager! : () => managers.next(),
     onManagerRejected: options.manager ? undefined : (url) => managers.reject(url),
@@ -80,11 +99,16 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
       platform: { os: process.platform, arch: process.arch, release: toToken(release(), 64) },
     },
     metrics: () => collector.summary(),
-    onRequest: async (method, _params, _context) => {
+    catalog: () => actions.hash(),
+    onRequest: async (method, params, context) => {
       if (!isMethodName(method)) throw Object.assign(new Error(`unknown method ${method}`), { code: "unknown_method" });
       switch (method) {
         case "status.snapshot":
           return collector.snapshot();
+        case "actions.list":
+        case "actions.run":
+        case "actions.cancel":
+          return actions.handle(method, params, context);
       }
     },
     log,
@@ -113,10 +137,21 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
   browser?.on("change", () => link.poke());
   browser?.start();
   void publisher?.start();
-  link.start();
+  // The hello carries the catalogue's hash, so the link starts once the catalogue has been read.
+  const ready = actions.start().then(
+    () => link.start(),
+    (err: unknown) => {
+      log.error({ err: errorMessage(err) }, "actions could not be loaded; connecting without them");
+      link.start();
+    },
+  );
   return {
     id,
+    reloadActions: () => actions.reload(),
     async stop(why, goodbye = "shutdown") {
+      await ready;
+      // Invocations are ended first, so the manager hears their answers (cancelled) rather than losing them.
+      await actions.stop();
       await link.stop(goodbye);
       await publisher?.stop();
       browser?.stop();
