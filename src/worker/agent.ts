@@ -10,6 +10,7 @@ import { FleetBrowser } from "../discovery/browser.js";
 import { Publisher } from "../discovery/publisher.js";
 import { fleetIdFromCa } from "../discovery/txt.js";
 import { PROTOCOL_VERSION } from "../protocol/messages.js";
+import { McpHost } from "./actions/mcp-host.js";
 import { ActionService, DEFAULT_MAX_ACTIONS } from "./actions/service.js";
 import { Collector } from "./collector.js";
 import { ManagerCandidates } from "./candidates.js";
@@ -59,8 +60,8 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
     actionsDir: options.actionsDir,
     diagnostics: options.diagnostics,
     maxActions: options.maxActions ?? DEFAULT_MAX_ACTIONS,
-    // The host's MCP servers: mcp: new McpHost({ file: options.mcpServers, log, onChange: () => actions.refresh() }),
-    mcp: undefined,
+    // The service is built before the host's MCP servers are read, so a change of their tools refreshes it late.
+    mcp: options.mcpServers ? new McpHost({ file: options.mcpServers, log, onChange: () => actions.refresh() }) : undefined,
     log,
   });
   const link = new Link({

@@ -115,11 +115,12 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
     assert.equal(named("touch_file")[0]!.destructive, true, "destructive is the default");
 
     const fixture = r.actions.filter((a) => a.name.startsWith("fixture."));
-    assert.deepEqual(fixture.map((a) => a.name).sort(), ["fixture.crash", "fixture.echo", "fixture.hang", "fixture.pid", "fixture.touch"]);
+    assert.deepEqual(fixture.map((a) => a.name).sort(), ["fixture.crash", "fixture.echo", "fixture.fail", "fixture.hang", "fixture.pid", "fixture.touch"]);
     for (const a of fixture) {
       assert.equal(a.kind, "mcp");
       assert.ok(a.inputSchema, `${a.name} carries its input schema`);
       assert.deepEqual(a.offeredBy, { count: 1, first: ["a1"] });
+      assert.equal(a.destructive, !["fixture.echo", "fixture.pid", "fixture.fail"].includes(a.name), `${a.name}: destructive unless readOnlyHint`);
     }
 
     const onA3 = await mcp.ok<ActionsAnswer>("list_actions", { worker_id: "a3" });
@@ -305,6 +306,13 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
 
       const again = await pidOf();
       assert.notEqual(again, pid, "restarted: another process");
+    });
+
+    it("a tool answering isError fails with TOOL_ERROR, its text kept", async () => {
+      const a = await runJob(mcp, { action: "fixture.fail", target: { worker_id: "a1" } });
+      const inv = a.invocations[0]!;
+      assert.deepEqual([inv.status, inv.error], ["failed", "TOOL_ERROR"]);
+      assert.match(inv.stdout.tail, /it went wrong/);
     });
 
     it("a tool that crashes its server fails with SERVER_DIED, and the server comes back", async () => {
