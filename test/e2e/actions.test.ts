@@ -9,6 +9,9 @@ import {
   answer,
   byWorker,
   descendants,
+  groupMembers,
+  Groups,
+  NAP,
   newJob,
   newestJob,
   probe,
@@ -18,6 +21,7 @@ import {
   startActionWorker,
   text,
   TOUCH_FILE,
+  sleepsUnder,
   until,
   writeActionsDir,
   writeMcpServers,
@@ -62,6 +66,7 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
   };
   let elicit: (r: ElicitRequest["params"]) => ElicitResult = () => ({ action: "decline" });
   const elicited: Array<ElicitRequest["params"]> = [];
+  const groups = new Groups();
 
   before(async () => {
     mcp = await McpManager.start(fx.certs);
@@ -84,6 +89,7 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
     }, 15_000, "every catalogue at the manager");
   });
   after(() => {
+    groups.killAll();
     mcp?.kill();
     for (const f of tmpFiles) rmSync(f, { force: true });
   });
@@ -232,7 +238,7 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
 
     before(async () => {
       bare = await BareManager.start(fx.certs);
-      const actionsDir = writeActionsDir(join(fx.dir, "actions-a4"), [SHOW_ARGS, TOUCH_FILE]);
+      const actionsDir = writeActionsDir(join(fx.dir, "actions-a4"), [SHOW_ARGS, TOUCH_FILE, NAP]);
       a4 = startActionWorker(fx.certs, "a4", bare.url, { actionsDir, mcpServers: join(fx.dir, "no-such-mcp-servers.json") });
       await bare.connected();
     });
@@ -266,6 +272,19 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
       const streamed = ok.progress.map((p) => (p.output as { data: string } | undefined)?.data ?? "").join("");
       assert.equal(streamed, result.stdout.tail, "the output came in progress frames first");
       assert.equal(existsSync(file), false);
+    });
+
+    it("when its session ends, the worker kills what that session started", async () => {
+      void bare.request("actions.run", { invocation: "s1", action: "nap", arguments: { seconds: 63 }, timeoutMs: 60_000 }).catch(() => {});
+      const sleeps = await until(() => {
+        const s = sleepsUnder(a4.pid, 63);
+        return s.length === 2 ? s : undefined;
+      }, 10_000, "a4 running sleep 63");
+      groups.add(sleeps.map((p) => p.pgrp));
+      const t = performance.now();
+      bare.dropSession();
+      await until(() => (sleeps.every((p) => groupMembers(p.pgrp).length === 0) ? true : undefined), 8000, "the group gone", 10);
+      console.log(`session end: a4's program group gone after ${Math.round(performance.now() - t)} ms`);
     });
   });
 

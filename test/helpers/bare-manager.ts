@@ -89,6 +89,12 @@ export class BareManager {
     });
   }
 
+  /** Ends the session as a broken link would (no close handshake); what was asked in it gets no answer. */
+  dropSession(): void {
+    this.ws?.terminate();
+    this.ws = undefined;
+  }
+
   async close(): Promise<void> {
     for (const c of this.wss.clients) c.terminate();
     this.wss.close();
