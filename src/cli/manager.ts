@@ -30,6 +30,9 @@ const schema = z.object({
   maxSessions: fields.positiveInt(1_000_000),
   maxSessionRate: z.coerce.number().int().min(0).max(1_000_000),
   certWarn: duration({ min: 0, max: 3650 * 86_400_000 }),
+  maxInvocations: fields.positiveInt(1_000_000),
+  maxWorkerInvocations: fields.positiveInt(64),
+  jobHistory: fields.positiveInt(100_000),
   logLevel: logLevelField,
 });
 
@@ -57,6 +60,9 @@ export function managerCommand(): Command {
     .addOption(flag("--max-sessions <n>", "sessions open at once", "20000"))
     .addOption(flag("--max-session-rate <n>", "new sessions a minute one worker id may open, after a burst of 2x (0: no limit)", "10"))
     .addOption(flag("--cert-warn <duration>", "a worker whose certificate expires within this is degraded", "14d"))
+    .addOption(flag("--max-invocations <n>", "action invocations in flight over the whole fleet at once", "1000"))
+    .addOption(flag("--max-worker-invocations <n>", "action invocations in flight on one worker at once, over all jobs", "4"))
+    .addOption(flag("--job-history <n>", "finished jobs kept, and saved in the state file (and at most 7 days)", "500"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -78,6 +84,9 @@ export function managerCommand(): Command {
         restartGraceMs: o.restartGrace,
         forgetOfflineAfterMs: o.forgetOfflineAfter,
         mdns: o.mdns,
+        maxInvocations: o.maxInvocations,
+        maxWorkerInvocations: o.maxWorkerInvocations,
+        jobHistory: o.jobHistory,
         limits: {
           handshakeTimeoutMs: o.handshakeTimeout,
           helloTimeoutMs: o.helloTimeout,

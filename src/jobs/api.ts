@@ -77,6 +77,8 @@ export interface Plan {
   destructive: boolean;
   /** The target workers, by id, sorted. */
   targets: string[];
+  /** The target as asked for (a label, all, ids): the job records it beside the resolved ids. */
+  target?: Target;
   /** The distinct definitions among the targets (usually one). */
   definitionHashes: string[];
   maxConcurrency: number;

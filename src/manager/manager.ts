@@ -52,6 +52,14 @@ export interface ManagerOptions {
   restartGraceMs?: number;
   /** A worker offline (goodbye or revoked) for longer than this is forgotten; 0: never. Default 7 days. */
   forgetOfflineAfterMs?: number;
+  /** Invocations in flight over the fleet at once (default 1,000). */
+  maxInvocations?: number;
+  /** Invocations in flight on one worker at once, over all jobs (default 4). */
+  maxWorkerInvocations?: number;
+  /** Finished jobs kept, and saved in the state file (default 500; and at most 7 days). */
+  jobHistory?: number;
+  /** Output kept of all invocations at once (default 256 MiB); past it the oldest finished jobs' goes first. */
+  outputBudgetBytes?: number;
   /** Announce on mDNS and watch worker announcements (off unless asked for: tests and embedders opt in). */
   mdns?: boolean;
   clock?: Clock;
@@ -78,7 +86,7 @@ export interface Manager {
   request<M extends MethodName>(workerId: string, method: M, params: MethodParams<M> | Record<string, never> | undefined, options: CallOptions): Promise<MethodResult<M>>;
   /** Whether the worker has an open session now. */
   connected(workerId: string): boolean;
-  /** Calls `listener` when a worker names a catalogue hash (hello, or a heartbeat with a new one). */
+  /** Calls `listener` each time a worker names a catalogue hash (hello, and every heartbeat carrying one: cheap to repeat). */
   onCatalog(listener: (workerId: string, hash: string) => void): () => void;
   close(): Promise<void>;
 }
@@ -200,10 +208,43 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     "manager listening",
   );
 
+  const link = {
+    connected: (workerId: string) => sessions.current(workerId)?.isOpen ?? false,
+    async request<M extends MethodName>(workerId: string, method: M, params: MethodParams<M> | Record<string, never> | undefined, callOptions: CallOptions): Promise<MethodResult<M>> {
+      const session = sessions.current(workerId);
+      if (!session?.isOpen) throw new FleetError("E_NOT_CONNECTED", `worker ${workerId} is not connected`);
+      const answer = METHODS[method].result.safeParse(await session.request(method, params, callOptions));
+      if (!answer.success) {
+        throw new FleetError("E_BAD_RESPONSE", `worker ${workerId} answered ${method} with data that does not match the protocol`);
+      }
+      return answer.data as MethodResult<M>;
+    },
+  };
+  const jobs = createJobService({
+    registry,
+    link,
+    onCatalog: (listener) => {
+      catalogListeners.add(listener);
+      return () => catalogListeners.delete(listener);
+    },
+    onEvent: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    clock: options.clock ?? systemClock,
+    log,
+    limits: { maxInFlight: options.maxInvocations, maxPerWorker: options.maxWorkerInvocations },
+    jobHistory: options.jobHistory,
+    outputBudgetBytes: options.outputBudgetBytes,
+    changed: () => keeper?.changed(),
+    restored: keeper?.loadedJobs,
+  });
+  if (keeper) keeper.jobs = jobs;
+
   let closing: Promise<void> | null = null;
   return {
     registry,
-    jobs: createJobService(),
+    jobs,
     port,
     fleet: material.self.identity.fleet,
     fleetId,
@@ -213,22 +254,14 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    connected: (workerId) => sessions.current(workerId)?.isOpen ?? false,
+    connected: link.connected,
     onCatalog(listener) {
       catalogListeners.add(listener);
       return () => catalogListeners.delete(listener);
     },
-    async request(workerId, method, params, callOptions) {
-      const session = sessions.current(workerId);
-      if (!session?.isOpen) throw new FleetError("E_NOT_CONNECTED", `worker ${workerId} is not connected`);
-      const answer = METHODS[method].result.safeParse(await session.request(method, params, callOptions));
-      if (!answer.success) {
-        throw new FleetError("E_BAD_RESPONSE", `worker ${workerId} answered ${method} with data that does not match the protocol`);
-      }
-      return answer.data as MethodResult<typeof method>;
-    },
+    request: link.request,
     close() {
-      closing ??= shutDown({ chores, pace, door, sessions, wss, revocations, announcer, keeper, throttle, log });
+      closing ??= shutDown({ jobs, chores, pace, door, sessions, wss, revocations, announcer, keeper, throttle, log });
       return closing;
     },
   };

@@ -11,9 +11,13 @@ const SAVE_AFTER_CHANGE_MS = 1000;
 const SAVE_GAP_PER_SAVE_MS = 40;
 const SAVE_EVERY_MS = 60_000;
 
-/** Keeps the registry's known workers and event history in the state file across manager restarts. */
+/** Keeps the registry's known workers and event history, and the job history, in the state file across restarts. */
 export class StateKeeper {
   private debounce: NodeJS.Timeout | null = null;
+  /** The file's `jobs` field as loaded, for the job service to restore. */
+  loadedJobs: unknown = undefined;
+  /** What to save as `jobs`, once the job service is up. */
+  jobs: { export(): unknown } | null = null;
   private lastSaveMs = 0;
   private readonly periodic: NodeJS.Timeout;
 
@@ -37,6 +41,7 @@ export class StateKeeper {
       );
     } else {
       this.registry.restore(loaded.snapshot, graceMs);
+      this.loadedJobs = loaded.jobs;
       this.log.info(
         { state: this.path, workers: loaded.snapshot.workers.length, events: loaded.snapshot.events.length, graceMs },
         "restored known workers; those that do not reconnect within the grace period become unhealthy",
@@ -53,7 +58,7 @@ export class StateKeeper {
     this.debounce = null;
     const started = performance.now();
     try {
-      saveState(this.path, this.registry.export());
+      saveState(this.path, this.registry.export(), new Date(), this.jobs?.export());
       this.lastSaveMs = performance.now() - started;
     } catch (err) {
       // Losing a save is bad, stopping the manager over it is worse: the next change tries again.

@@ -21,7 +21,7 @@ export interface SessionContext {
   /** Called once hello is accepted; closes the session this one replaces, if any. */
   onAccepted: (session: WorkerSession) => void;
   onEnded: (session: WorkerSession) => void;
-  /** The worker named a catalogue hash (in hello, or a heartbeat naming another than before). */
+  /** The worker named a catalogue hash (in hello, and in every heartbeat that carries one). */
   onCatalog?: (workerId: string, hash: string) => void;
 }
 
@@ -172,7 +172,8 @@ export class WorkerSession {
       case "heartbeat": {
         if (msg.metrics.errors.length > 0 || this.collectorErrors.length > 0) this.logCollectorErrors(msg.metrics.errors);
         this.ctx.registry.heartbeat(this.workerId, this.sessionId, msg.seq, msg.metrics);
-        if (msg.catalog !== undefined && msg.catalog !== this.catalog) this.catalogNamed(msg.catalog);
+        // Every time, not only when it changes: a catalogue the manager failed to read is asked for again.
+        if (msg.catalog !== undefined) this.catalogNamed(msg.catalog);
         if (this.ctx.log.isLevelEnabled("trace")) {
           const now = performance.now();
           this.ctx.log.trace({ ...this.tag, seq: msg.seq, gapMs: Math.round(now - this.lastBeatAt) }, "heartbeat");

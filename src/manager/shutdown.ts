@@ -13,6 +13,7 @@ import type { SessionTable } from "./session-table.js";
 const CLOSE_WAIT_MS = 500;
 
 export interface RunningParts {
+  jobs: { stop(): void };
   chores: Chores;
   pace: PaceController;
   door: FrontDoor;
@@ -48,6 +49,8 @@ function sessionsGone(sessions: SessionTable, ms: number): Promise<void> {
  * then get a 1001, so they know this was a clean stop; the state is saved last.
  */
 export async function shutDown(p: RunningParts): Promise<void> {
+  // First: nothing more starts, and what still runs is lost (its sessions end now); the saved jobs say so.
+  p.jobs.stop();
   p.chores.stop();
   p.pace.stop();
   const stopped = p.door.stopAccepting();

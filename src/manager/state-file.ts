@@ -47,11 +47,14 @@ const StateFile = z.object({
       reasons: z.array(Reason),
     }),
   ),
+  // The job history (src/jobs/store.ts checks it, job by job): absent in files written before jobs existed, and
+  // a job that does not fit costs that job, not the registry.
+  jobs: z.unknown().optional(),
 });
 
 export type LoadResult =
   | { kind: "missing" }
-  | { kind: "loaded"; snapshot: RegistrySnapshot }
+  | { kind: "loaded"; snapshot: RegistrySnapshot; jobs?: unknown }
   | { kind: "corrupt"; error: string; movedTo: string };
 
 /**
@@ -67,7 +70,9 @@ export function loadState(path: string, now = new Date()): LoadResult {
       // Reason codes are kept as the text they were written as: another build may know other codes.
       const data = parsed.data.version === STATE_VERSION ? parsed.data : fromVersion1(parsed.data);
       const workers = data.workers.map((w) => ({ ...w, ...fittedClaims(w) }));
-      return { kind: "loaded", snapshot: { workers, events: data.events } as RegistrySnapshot };
+      const loaded: LoadResult = { kind: "loaded", snapshot: { workers, events: data.events } as RegistrySnapshot };
+      if (parsed.data.jobs !== undefined) loaded.jobs = parsed.data.jobs;
+      return loaded;
     }
     const issue = parsed.error.issues[0];
     error = `does not match the state schema at ${issue?.path.join(".") || "top level"}: ${issue?.message}`;
@@ -112,6 +117,6 @@ function fromVersion1(data: Parsed): Parsed {
 }
 
 /** Writes atomically and privately (see writePrivateFileAtomic). */
-export function saveState(path: string, snapshot: RegistrySnapshot, now = new Date()): void {
-  writePrivateFileAtomic(path, JSON.stringify({ version: STATE_VERSION, savedAt: now.toISOString(), ...snapshot }));
+export function saveState(path: string, snapshot: RegistrySnapshot, now = new Date(), jobs?: unknown): void {
+  writePrivateFileAtomic(path, JSON.stringify({ version: STATE_VERSION, savedAt: now.toISOString(), ...snapshot, ...(jobs === undefined ? {} : { jobs }) }));
 }

@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { FakeClock } from "../../src/core/clock.js";
+import { FakeClock, systemClock } from "../../src/core/clock.js";
 import { DEFAULT_POLICY } from "../../src/core/health.js";
 import { Registry, type SessionInfo } from "../../src/core/registry.js";
 import { MAX_PEERS_PER_ROLE, type Peer } from "../../src/discovery/browser.js";
@@ -154,7 +154,7 @@ function fakeManager(fleet: Fleet): Manager {
     onEvent: () => () => {},
     request: (async () => fleet.status) as Manager["request"],
     connected: () => false,
-    jobs: createJobService(),
+    jobs: createJobService({ registry: fleet.registry, link: { request: (() => Promise.reject(new Error("no workers"))) as never, connected: () => false }, onCatalog: () => () => {}, clock: systemClock, log: createLogger({ name: "test", level: "silent" }) }),
     onCatalog: () => () => {},
     close: async () => {},
   };
