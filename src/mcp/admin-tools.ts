@@ -2,6 +2,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { HEALTH_STATES } from "../core/health.js";
 import type { Manager } from "../manager/manager.js";
+import { whole } from "./schemas.js";
 import { answer, toolError, workerId } from "./tool-kit.js";
 
 /** Tools that change what the manager knows (not the workers): none is read-only. */
@@ -9,7 +10,7 @@ import { answer, toolError, workerId } from "./tool-kit.js";
 export const ForgetWorkerOutput = z.object({
   forgotten: z.string().describe("the worker id removed from the registry"),
   lastState: z.enum(HEALTH_STATES).describe("its state when it was forgotten"),
-  seq: z.number().int().describe("the sequence number of the event that records the removal"),
+  seq: whole.describe("the sequence number of the event that records the removal"),
   at: z.string().describe("ISO time of the removal"),
 });
 
@@ -26,7 +27,7 @@ export function registerAdminTools(server: McpServer, manager: Manager): void {
         "Workers offline after a goodbye or a revocation are forgotten by themselves after a while (7 days by default).",
       inputSchema: { worker_id: workerId.describe("the id of a worker that is not connected (list_workers)") },
       outputSchema: ForgetWorkerOutput.shape,
-      annotations: { title: "Forget a worker", readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
     },
     async ({ worker_id }) => {
       const outcome = registry.forget(worker_id);

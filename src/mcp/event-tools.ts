@@ -7,6 +7,8 @@ import { cursorArg, limitArg, pageAnswer, readOnly, toolError, workerId } from "
 import { eventOut, parseSince, unknownWorkerMessage } from "./views.js";
 
 const EVENTS_DEFAULT_LIMIT = 50;
+/** Action outcomes shown beside the health events: their own bound, so they never crowd the transitions out. */
+export const ACTION_EVENTS_SHOWN = 20;
 
 export function registerWorkerEvents(server: McpServer, manager: Manager): void {
   const { registry } = manager;
@@ -26,7 +28,7 @@ export function registerWorkerEvents(server: McpServer, manager: Manager): void 
         cursor: cursorArg,
       },
       outputSchema: EventsOutput.shape,
-      annotations: { title: "Health transitions", ...readOnly },
+      annotations: readOnly,
     },
     async ({ worker_id, since, limit, cursor }) => {
       if (worker_id !== undefined && !registry.get(worker_id)) {
@@ -40,6 +42,10 @@ export function registerWorkerEvents(server: McpServer, manager: Manager): void 
       }
       const before = cursor === undefined ? undefined : decodeEventCursor(cursor);
       if (before === null) return toolError(`cursor "${cursor}" is not one this server issued; omit it to start from the newest events`);
+      const actions = manager.jobs
+        .actionEvents(worker_id, ACTION_EVENTS_SHOWN)
+        .filter((a) => from === undefined || Date.parse(a.at) >= from)
+        .map((a) => ({ at: a.at, worker: a.worker, jobId: a.jobId, action: a.action, status: a.status }));
       const paged = registry.eventPage({ worker: worker_id, since: from, beforeSeq: before, limit: limit ?? EVENTS_DEFAULT_LIMIT });
       // Newest first, so that the budget, if it cuts, cuts the oldest; the page itself reads oldest first.
       const rows = paged.events.map((e) => ({ e, out: eventOut(e) })).reverse();
@@ -47,7 +53,7 @@ export function registerWorkerEvents(server: McpServer, manager: Manager): void 
         rows,
         more: paged.hasMore,
         shown: (r) => r.out,
-        build: (kept, nextCursor) => ({ events: kept.map((r) => r.out).reverse(), nextCursor }),
+        build: (kept, nextCursor) => ({ events: kept.map((r) => r.out).reverse(), actions, nextCursor }),
         cursorAfter: (r) => eventCursorBefore(r.e),
       });
     },

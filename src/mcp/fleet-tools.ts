@@ -6,7 +6,7 @@ import type { WorkerView } from "../core/registry.js";
 import { errorMessage } from "../errors.js";
 import type { Manager } from "../manager/manager.js";
 import { CAPS, clip } from "./answer-budget.js";
-import { AllStatusOutput, FleetSummaryOutput, type StatusEntry } from "./schemas.js";
+import { AllStatusOutput, FleetSummaryOutput, StatusEntry } from "./schemas.js";
 import { capStatus, PAGE_CAPS } from "./status-view.js";
 import { answer, cursorArg, PROVENANCE, type ToolOptions, labelFilter, limitArg, pageAnswer, readOnly, stateFilter, toolError } from "./tool-kit.js";
 import { countStates, cursorAfter, eventOut, filterWorkers, page, pressureScore, statusEntry } from "./views.js";
@@ -51,7 +51,7 @@ export function registerAllWorkersStatus(server: McpServer, manager: Manager, op
         cursor: cursorArg,
       },
       outputSchema: AllStatusOutput.shape,
-      annotations: { title: "Get every worker's status", ...readOnly },
+      annotations: readOnly,
     },
     async ({ fresh, state, label, limit, cursor }, extra) => {
       const matching = filterWorkers(registry.list(), { state, label });
@@ -60,8 +60,9 @@ export function registerAllWorkersStatus(server: McpServer, manager: Manager, op
       const rows = paged.items.map((v: WorkerView) => ({ v, entry: statusEntry(v) }));
       if (fresh) await askAll(manager, options, rows.map((r) => r.entry), extra);
       const counts = countStates(matching);
+      const parsed = rows.map((r) => ({ v: r.v, entry: StatusEntry.parse(r.entry) }));
       return pageAnswer("get_all_workers_status", AllStatusOutput, {
-        rows,
+        rows: parsed,
         more: paged.more,
         shown: (r) => r.entry,
         build: (kept, nextCursor) => ({ counts, workers: kept.map((r) => r.entry), nextCursor }),
@@ -124,7 +125,7 @@ export function registerFleetSummary(server: McpServer, manager: Manager): void 
         `pressure (reported metrics), and the ${TRANSITIONS_SHOWN} most recent health transitions.`,
       inputSchema: {},
       outputSchema: FleetSummaryOutput.shape,
-      annotations: { title: "Fleet summary", ...readOnly },
+      annotations: readOnly,
     },
     async () => {
       const views = registry.list();

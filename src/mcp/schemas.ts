@@ -13,7 +13,13 @@ export const ReasonOut = z.object({ code: z.string(), message: z.string() });
 
 const ids = z.string().describe("observed: the id in the worker's verified certificate");
 const heartbeatAge = z.number().nullable().describe("observed: ms since its last heartbeat; null when not connected");
-const cursorOut = z.string().nullable().describe("pass back as cursor for the next page; null on the last page");
+/**
+ * A whole number in an answer, declared as a JSON Schema integer without the safe-integer bounds zod would add
+ * (57 characters each, dozens of times over in tools/list).
+ */
+export const whole = z.number().refine(Number.isSafeInteger, "must be a whole number").meta({ type: "integer" });
+
+export const cursorOut = z.string().nullable().describe("pass back as cursor for the next page; null on the last page");
 
 /** A compact row of list_workers: what the manager decided, and the labels to filter by. */
 export const WorkerRow = z.object({
@@ -23,7 +29,7 @@ export const WorkerRow = z.object({
   connected: z.boolean().describe("observed"),
   lastHeartbeatAgeMs: heartbeatAge,
   labels: z.record(z.string(), z.string()).describe("reported"),
-  moreLabels: z.number().int().optional().describe("labels not shown here (see get_worker_status)"),
+  moreLabels: whole.optional().describe("labels not shown here (see get_worker_status)"),
 });
 export type WorkerRow = z.infer<typeof WorkerRow>;
 
@@ -52,16 +58,16 @@ export const WorkerDetail = z.object({
 export type WorkerDetail = z.infer<typeof WorkerDetail>;
 
 export const Counts = z.object({
-  healthy: z.number().int(),
-  degraded: z.number().int(),
-  unhealthy: z.number().int(),
-  offline: z.number().int(),
-  total: z.number().int(),
+  healthy: whole,
+  degraded: whole,
+  unhealthy: whole,
+  offline: whole,
+  total: whole,
 });
 export type Counts = z.infer<typeof Counts>;
 
 export const EventOut = z.object({
-  seq: z.number().int(),
+  seq: whole,
   at: z.string(),
   worker: z.string(),
   from: StateEnum.nullable(),
@@ -86,7 +92,7 @@ const omitted = z
   .describe("what was cut to keep the answer small, if anything");
 
 export const ListWorkersOutput = z.object({
-  total: z.number().int().describe("workers matching the filter, over all pages"),
+  total: whole.describe("workers matching the filter, over all pages"),
   counts: Counts.describe("matching workers by state"),
   fleet: Counts.describe("the whole fleet by state"),
   workers: z.array(WorkerRow),
@@ -94,7 +100,7 @@ export const ListWorkersOutput = z.object({
   unverified: z
     .array(UnverifiedEntry)
     .describe("LAN announcements of the agent with no session: claims by anyone, not in the registry; newest first"),
-  unverifiedTotal: z.number().int(),
+  unverifiedTotal: whole,
 });
 
 export const WorkerStatusOutput = z.object({
@@ -122,9 +128,19 @@ export const StatusEntry = z.object({
 });
 export type StatusEntry = z.infer<typeof StatusEntry>;
 
+/**
+ * get_all_workers_status declares the status and metrics of an entry by reference to get_worker_status, which
+ * declares their shape in full: both in full twice over were a third of tools/list. Entries are still parsed by
+ * StatusEntry before they are answered.
+ */
+const StatusEntryListed = StatusEntry.extend({
+  metrics: z.unknown().describe("reported: as in get_worker_status"),
+  status: z.unknown().describe("reported: as in get_worker_status, cut short"),
+});
+
 export const AllStatusOutput = z.object({
   counts: Counts.describe("matching workers by state"),
-  workers: z.array(StatusEntry),
+  workers: z.array(StatusEntryListed),
   nextCursor: cursorOut,
 });
 
@@ -139,14 +155,17 @@ export const PressureEntry = z.object({
 
 export const FleetSummaryOutput = z.object({
   counts: Counts,
-  connected: z.number().int(),
-  totalCores: z.number().int().describe("reported, summed"),
+  connected: whole,
+  totalCores: whole.describe("reported, summed"),
   totalMemoryBytes: z.number().describe("reported, summed"),
   underPressure: z.array(PressureEntry),
   recentTransitions: z.array(EventOut),
 });
 
+export const ActionEventOut = z.object({ at: z.string(), worker: z.string(), jobId: z.string(), action: z.string(), status: z.string() });
+
 export const EventsOutput = z.object({
   events: z.array(EventOut).describe("oldest first within the page"),
+  actions: z.array(ActionEventOut).describe("newest action outcomes, newest first, apart from events"),
   nextCursor: z.string().nullable().describe("pass back as cursor for the page of older events; null when none"),
 });

@@ -42,7 +42,7 @@ export function registerListWorkers(server: McpServer, manager: Manager): void {
         cursor: cursorArg,
       },
       outputSchema: ListWorkersOutput.shape,
-      annotations: { title: "List workers", ...readOnly },
+      annotations: readOnly,
     },
     async ({ state, label, limit, cursor }) => {
       const all = registry.list();
@@ -83,7 +83,7 @@ export function registerWorkerStatus(server: McpServer, manager: Manager, option
         fresh: z.boolean().default(true).describe("ask the worker now (default) rather than use its last heartbeat"),
       },
       outputSchema: WorkerStatusOutput.shape,
-      annotations: { title: "Get one worker's status", ...readOnly },
+      annotations: readOnly,
     },
     async ({ worker_id, fresh }, extra) => {
       const view = registry.get(worker_id);

@@ -10,6 +10,8 @@ export interface ToolOptions {
   requestTimeoutMs: number;
   /** At most this many status requests in flight at once for get_all_workers_status {fresh: true}. */
   freshConcurrency?: number;
+  /** The wall clock confirmation tokens expire by (tests inject one). */
+  now?: () => number;
 }
 
 /** Said by every tool that returns worker fields: an assistant must not take a worker's claims for facts. */

@@ -1,7 +1,10 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Manager } from "../manager/manager.js";
+import { registerListActions, registerRunAction } from "./action-tools.js";
+import { Confirmations } from "./confirmations.js";
 import { registerWorkerEvents } from "./event-tools.js";
 import { registerAllWorkersStatus, registerFleetSummary } from "./fleet-tools.js";
+import { registerCancelJob, registerGetJob } from "./job-tools.js";
 import { registerListWorkers, registerWorkerStatus } from "./status-tools.js";
 import type { ToolOptions } from "./tool-kit.js";
 
@@ -18,4 +21,9 @@ export function registerTools(server: McpServer, manager: Manager, options: Tool
   registerAllWorkersStatus(server, manager, options);
   registerFleetSummary(server, manager);
   registerWorkerEvents(server, manager);
+  registerListActions(server, manager);
+  // Tokens are kept per MCP server, so one client's confirmation cannot be spent by another's session.
+  registerRunAction(server, manager, { confirmations: new Confirmations({ now: options.now }) });
+  registerGetJob(server, manager);
+  registerCancelJob(server, manager);
 }
