@@ -3,8 +3,8 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ElicitRequest, ElicitResult } from "@modelcontextprotocol/sdk/types.js";
-import type { z } from "zod";
 import type { JobSummary } from "../../src/jobs/api.js";
+import { DIAGNOSTIC_OUTPUTS } from "../../src/protocol/diagnostics.js";
 import {
   answer,
   byWorker,
@@ -49,8 +49,6 @@ const HOST_UPTIME = {
   timeout: "5s",
   destructive: false,
 };
-
-type Schema = z.ZodType;
 
 describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, MCP servers, restart", () => {
   const fx = useCerts("actions", [...IDS, "a4"], { before, after });
@@ -136,9 +134,6 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
   });
 
   it("processes on three workers: each result matches its output schema; one progress notification per finished worker", async () => {
-    // The output schemas are helper A2's; loaded by path so this file type-checks before they exist.
-    const diagnosticsModule = "../../src/protocol/diagnostics.js";
-    const { DIAGNOSTIC_OUTPUTS } = (await import(diagnosticsModule)) as { DIAGNOSTIC_OUTPUTS: Record<string, Schema> };
     const progress: Array<{ progress: number; total?: number }> = [];
     const r = await mcp.client.callTool(
       { name: "run_action", arguments: { action: "processes", arguments: { sort: "memory", limit: 5 }, target: { worker_ids: IDS } } },
