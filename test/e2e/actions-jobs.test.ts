@@ -61,7 +61,7 @@ describe("jobs on six workers: timeouts, cancellation, limits, lost workers, big
       const actionsDir = writeActionsDir(join(fx.dir, `actions-${id}`), [NAP, BIG_OUTPUT, probe(id !== "j1")]);
       workers.set(id, startActionWorker(fx.certs, id, mcp.url, { actionsDir, mcpServers: join(fx.dir, "none.json") }));
     }
-    for (const id of IDS) await mcp.waitForWorker(id, (w) => w.connected, 15_000);
+    for (const id of IDS) await mcp.waitForWorker(id, (w) => w.connected, 20_000);
     await until(async () => {
       const { actions } = await mcp.ok<{ actions: Array<{ name: string; offeredBy: { count: number } }> }>("list_actions");
       return actions.find((a) => a.name === "nap")?.offeredBy.count === 6 ? true : undefined;
@@ -213,7 +213,7 @@ describe("jobs on six workers: timeouts, cancellation, limits, lost workers, big
     assert.equal(inv.get("j5")!.status, "lost");
     assert.equal(inv.get("j6")!.status, "undeliverable");
     assert.deepEqual([a.job.counts.succeeded, a.job.counts.lost, a.job.counts.undeliverable], [1, 1, 1]);
-    assert.equal(a.job.status, "failed");
+    assert.equal(a.job.status, "succeeded", "as SSM counts it: two errors, within max_errors 10");
     // j5's agent was killed outright, so nobody was left to end its sleeps; the test does (after() too).
     groups.killAll();
 

@@ -70,11 +70,15 @@ export const BIG_OUTPUT: ActionFile = {
   destructive: false,
 };
 
-/** The same name with a definition that differs per host: `succeeds` false on one of them. */
+/**
+ * The same name with a definition that differs per host: `succeeds` false on one of them. The catalogue entry
+ * carries no argv (what runs is the host's business), so the failing one says so in its description too: that is
+ * what makes it another definition for list_actions.
+ */
 export function probe(succeeds: boolean): ActionFile {
   return {
     name: "probe",
-    description: "Check something on this host",
+    description: succeeds ? "Check something on this host" : "Check something on this host (strictly: it fails here)",
     argv: [succeeds ? "/bin/true" : "/bin/false"],
     timeout: "10s",
     destructive: false,
