@@ -227,6 +227,25 @@ describe("acting on the fleet: catalogue, diagnostics, arguments, confirmation, 
     assert.equal(existsSync(file), false, "a used token runs nothing again");
   });
 
+  it("tool annotations: list_actions and get_job read-only, run_action destructive; tools/list still under 32 KB", async () => {
+    const listed = await mcp.client.listTools();
+    const tool = (n: string) => listed.tools.find((t) => t.name === n)!;
+    for (const n of ["list_actions", "get_job"]) assert.equal(tool(n).annotations?.readOnlyHint, true, n);
+    assert.deepEqual([tool("run_action").annotations?.readOnlyHint, tool("run_action").annotations?.destructiveHint], [false, true]);
+    assert.equal(tool("cancel_job").annotations?.readOnlyHint, false);
+    for (const n of ["list_actions", "run_action", "get_job", "cancel_job"]) assert.ok(tool(n).outputSchema, `${n} declares an output schema`);
+    const size = JSON.stringify(listed).length;
+    assert.ok(size < 32 * 1024, `tools/list is ${size} characters`);
+  });
+
+  it("get_worker_events lists a worker's action outcomes beside, not instead of, its health events", async () => {
+    const ev = await mcp.ok<{ events: Array<{ to: string }>; actions: Array<{ worker: string; jobId: string; action: string; status: string }> }>("get_worker_events", { worker_id: "a1" });
+    assert.ok(ev.events.some((e) => e.to === "healthy"), "the health transition is still there");
+    const actions = ev.actions.map((a) => `${a.action}:${a.status}`);
+    for (const expected of ["processes:succeeded", "show_args:succeeded", "touch_file:succeeded"]) assert.ok(actions.includes(expected), `${expected} in ${actions.join(", ")}`);
+    assert.ok(ev.actions.every((a) => a.worker === "a1" && a.jobId));
+  });
+
   describe("a worker asked directly over the protocol, by a bare manager without the manager's checks", () => {
     let bare: BareManager;
     let a4: Proc;
