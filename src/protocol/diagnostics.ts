@@ -8,8 +8,11 @@ import { displayText, ErrorCode, Hostname, tokenText } from "./text.js";
  * JSON-encoded, stays within DIAGNOSTIC_RESULT_MAX_BYTES, so the RunResult around it fits one frame. A list that
  * would not fit is cut (the items wanted least go first) and the result says how many were left out in `omitted`.
  *
- * A diagnostic that cannot work on this host returns no result: its invocation fails with error UNAVAILABLE
- * (systemd is not the init system, journalctl or systemctl is not installed, there is no journal).
+ * A diagnostic that cannot answer returns no result: its invocation fails with an error code instead, UNAVAILABLE
+ * when it cannot work on this host (systemd is not the init system, journalctl or systemctl is not installed, there
+ * is no journal), EACCES when the agent's user may not read what it asks for (the journal, a directory), TIMEOUT,
+ * COMMAND_FAILED, or ENOENT / ENOTDIR for disk_usage's path. What a diagnostic finds is a result, not a failure:
+ * check_tcp's refused connection, resolve's unknown name.
  */
 
 /** A diagnostic's result at most, as UTF-8 JSON: the rest of a RunResult (tails, times, sizes) has 20 KiB more. */
@@ -119,7 +122,7 @@ const JournalResult = bounded(
     /** The first line journalctl wrote on stderr, e.g. that this user cannot see other users' or the system's messages. */
     warning: displayText(300).optional(),
   },
-  "The newest journal entries (journalctl -o json). Fails with UNAVAILABLE where there is no systemd journal.",
+  "The newest journal entries (journalctl -o json). Fails with UNAVAILABLE where there is no systemd journal, EACCES where the agent's user may not read it.",
 );
 
 const DiskDirectory = z.strictObject({

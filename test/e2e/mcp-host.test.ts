@@ -18,6 +18,25 @@ const fixture = (extra: Record<string, unknown> = {}, flags: string[] = []) => (
   ...extra,
 });
 
+/**
+ * A server that answers initialize and tools/list and exits at any tool call, in plain JavaScript so that its many
+ * starts cost little.
+ */
+const CRASHING_SERVER = `
+const send = (m) => process.stdout.write(JSON.stringify({ jsonrpc: "2.0", ...m }) + "\\n");
+let buf = "";
+process.stdin.on("data", (d) => {
+  buf += d;
+  let i;
+  while ((i = buf.indexOf("\\n")) >= 0) {
+    const m = JSON.parse(buf.slice(0, i));
+    buf = buf.slice(i + 1);
+    if (m.method === "initialize") send({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "crashy", version: "1" } } });
+    else if (m.method === "tools/list") send({ id: m.id, result: { tools: [{ name: "crash", inputSchema: { type: "object" } }] } });
+    else if (m.method === "tools/call") process.exit(1);
+  }
+});`;
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -59,7 +78,7 @@ describe("MCP servers hosted by the worker (McpHost against a real SDK server ov
         mcpServers: {
           fixture: fixture({ timeout: "5s" }, ["--extras"]),
           idler: fixture({ idleTimeout: "1s" }),
-          crashy: fixture(),
+          crashy: { command: process.execPath, args: ["-e", CRASHING_SERVER] },
           "bad name!": fixture(),
           late: fixture({ timeout: "forever" }),
           typo: fixture({ idleTimout: "1s" }),
@@ -175,7 +194,7 @@ describe("MCP servers hosted by the worker (McpHost against a real SDK server ov
   });
 
   it("a server idle past its idleTimeout is stopped, and started again by the next call", async () => {
-    const before = await pidOf("idler");
+    const before = lines.find((l) => l.msg === "MCP server started" && l.server === "idler")!.pid as number;
     await until("the idle server stopped", 8000, () => !alive(before));
     const r = await host.run("idler.echo", { text: "awake" }, { signal: signal(), timeoutMs: 10_000 });
     assert.equal(r.status, "succeeded");
@@ -189,6 +208,25 @@ describe("MCP servers hosted by the worker (McpHost against a real SDK server ov
     }
     assert.deepEqual(results, [...Array<string>(STARTS_PER_MINUTE).fill("SERVER_DIED"), "SERVER_UNAVAILABLE"]);
     assert.ok(lines.some((l) => l.msg === "MCP server restarting too often; leaving it down for now" && l.server === "crashy"));
+  });
+
+  it("a missing file means no servers; a file others may write is refused whole", async () => {
+    const seen: Array<Record<string, unknown>> = [];
+    const quiet = createLogger({ name: "worker", level: "info", destination: { write: (l: string) => void seen.push(JSON.parse(l) as Record<string, unknown>) } });
+    const missing = new McpHost({ file: join(dir, "none.json"), log: quiet, onChange: () => {} });
+    await missing.start();
+    assert.deepEqual(missing.entries(), []);
+    assert.ok(seen.some((l) => l.msg === "no MCP servers file; hosting no MCP servers"));
+    const loose = join(dir, "loose.json");
+    writeFileSync(loose, JSON.stringify({ mcpServers: { fixture: fixture() } }));
+    chmodSync(loose, 0o666);
+    const refused = new McpHost({ file: loose, log: quiet, onChange: () => {} });
+    await refused.start();
+    assert.deepEqual(refused.entries(), []);
+    const line = seen.find((l) => l.msg === "MCP servers file refused");
+    assert.equal(line?.file, loose);
+    assert.match(String(line?.err), /writable by its group or others \(mode 666\)/);
+    await Promise.all([missing.stop(), refused.stop()]);
   });
 
   it("stop() leaves no server process behind", async () => {

@@ -14,10 +14,13 @@ import {
   diagnosticOutput,
   encodedBytes,
   JOURNAL_MESSAGE_MAX,
+  PROCESS_COMMAND_MAX,
+  PROCESS_NAME_MAX,
   type DiagnosticName,
   type DiskUsageResult,
 } from "../../src/protocol/diagnostics.js";
 import { capture } from "../../src/worker/actions/builtins/command.js";
+import { fitList } from "../../src/worker/actions/builtins/fit.js";
 import { scanDiskUsage, type ScanOptions } from "../../src/worker/actions/builtins/disk-usage.js";
 import { BUILTINS, DiagnosticError, type Builtin } from "../../src/worker/actions/builtins/index.js";
 import { parseJournal, sinceArgument } from "../../src/worker/actions/builtins/journal.js";
@@ -160,6 +163,38 @@ describe("built-in diagnostics: the catalogue", () => {
       assert.equal(checked.ok, false, `${name} ${JSON.stringify(args)} was accepted`);
       if (!checked.ok) assert.equal(checked.param, param, `${name} ${JSON.stringify(args)}`);
     }
+  });
+});
+
+describe("built-in diagnostics: results fit one frame", () => {
+  it("refuses a result over the byte bound, and a list cut to fit it says how many it left out", () => {
+    // The widest a row may be: every string at its longest, in three-byte characters.
+    const row = (pid: number) => ({
+      pid,
+      ppid: 1,
+      user: "u".repeat(32),
+      name: "€".repeat(PROCESS_NAME_MAX),
+      command: "€".repeat(PROCESS_COMMAND_MAX),
+      state: "sleeping",
+      cpuPercent: 99.99,
+      memoryPercent: 99.99,
+      rssBytes: 2 ** 40,
+      startedAt: new Date(0).toISOString(),
+    });
+    const rows = Array.from({ length: 50 }, (_, i) => row(i + 1));
+    const build = (kept: readonly unknown[], omitted: number) => ({ sort: "cpu", total: 50, processes: [...kept], omitted });
+    assert.equal(DIAGNOSTIC_OUTPUTS.processes.safeParse(build(rows, 0)).success, false, "50 such rows are over the bound");
+    const fitted = fitList(rows, build) as { processes: unknown[]; omitted: number };
+    assertValid("processes", fitted);
+    assert.ok(fitted.omitted > 0 && fitted.processes.length > 0);
+    assert.equal(fitted.processes.length + fitted.omitted, 50);
+    assert.deepEqual(fitted.processes[0], rows[0], "the first (busiest) are kept");
+  });
+
+  it("refuses fields no schema declares", () => {
+    const result = { host: "127.0.0.1", port: 1, reachable: false, latencyMs: null, address: null, error: "ECONNREFUSED" };
+    assertValid("check_tcp", result);
+    assert.equal(DIAGNOSTIC_OUTPUTS.check_tcp.safeParse({ ...result, note: "anything" }).success, false);
   });
 });
 

@@ -59,11 +59,16 @@ export class ActionsDir extends EventEmitter<{ change: [] }> {
       return this.loading;
     }
     this.loading = (async () => {
-      do {
-        this.again = false;
-        await this.load();
-      } while (this.again && !this.stopped);
-      this.loading = null;
+      try {
+        do {
+          this.again = false;
+          await this.load();
+        } while (this.again && !this.stopped);
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, "actions dir could not be read");
+      } finally {
+        this.loading = null;
+      }
     })();
     return this.loading;
   }
@@ -71,22 +76,25 @@ export class ActionsDir extends EventEmitter<{ change: [] }> {
   stop(): void {
     this.stopped = true;
     if (this.debounce) clearTimeout(this.debounce);
-    this.watcher?.close();
-    this.watcher = null;
+    this.unwatch();
   }
 
   private async load(): Promise<void> {
     const actions = await this.read();
     if (this.stopped) return;
-    this.watchDir();
-    const fingerprint = JSON.stringify(actions.map((a) => [a.entry, a.argv]));
-    this.actions = actions;
+    // A dir that went away is watched afresh once it is back (on SIGHUP): a watch on the old one sees nothing.
+    if (actions === null) this.unwatch();
+    else this.watchDir();
+    const loaded = actions ?? [];
+    const fingerprint = JSON.stringify(loaded.map((a) => [a.entry, a.argv]));
+    this.actions = loaded;
     if (fingerprint === this.fingerprint) return;
     this.fingerprint = fingerprint;
     this.emit("change");
   }
 
-  private async read(): Promise<CommandAction[]> {
+  /** The dir's actions; null when the dir itself is missing or unreadable. */
+  private async read(): Promise<CommandAction[] | null> {
     const dir = this.options.dir;
     let st: Stats;
     try {
@@ -95,13 +103,14 @@ export class ActionsDir extends EventEmitter<{ change: [] }> {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOENT") this.dirStateIs("missing", () => this.log.info("no actions dir: this host offers no command actions"));
       else this.dirStateIs(`unreadable ${code}`, () => this.log.error({ err: errorMessage(err) }, "actions dir unreadable: no command actions"));
-      return [];
+      return null;
     }
     const problem = st.isDirectory() ? ownershipProblem(st) : { field: "file", message: "is not a directory" };
     if (problem) {
       this.dirStateIs(`refused ${problem.message}`, () =>
         this.log.error({ file: dir, field: problem.field, err: problem.message }, "actions dir refused: no command actions"),
       );
+      // Still watched: a chmod or chown that puts it right is seen.
       return [];
     }
     let names: string[];
@@ -173,13 +182,17 @@ export class ActionsDir extends EventEmitter<{ change: [] }> {
       this.watcher = watch(this.options.dir, { persistent: false }, () => this.changed());
       this.watcher.on("error", () => {
         // The dir went away (or was replaced): the next reload watches it again.
-        this.watcher?.close();
-        this.watcher = null;
+        this.unwatch();
         this.changed();
       });
     } catch {
       // Missing or unwatchable: SIGHUP still re-reads it.
     }
+  }
+
+  private unwatch(): void {
+    this.watcher?.close();
+    this.watcher = null;
   }
 
   private changed(): void {

@@ -78,7 +78,9 @@ export function parseDefinition(file: string, text: string): ParsedDefinition {
   const parsed = CommandActionFile.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return fail(issue.path.length > 0 ? issue.path.map(String).join(".") : "file", issue.message);
+    // A bad record key (a parameter's name) carries its own issue, which says what a name must be.
+    const inner = issue.code === "invalid_key" ? issue.issues[0]?.message : undefined;
+    return fail(issue.path.length > 0 ? issue.path.map(String).join(".") : "file", inner ?? issue.message);
   }
   const def = parsed.data;
   const program = def.argv[0]!;
@@ -91,6 +93,8 @@ export function parseDefinition(file: string, text: string): ParsedDefinition {
       const name = whole[1]!;
       if (!Object.hasOwn(def.params, name)) return fail(`argv.${i}`, `names {${name}}, which is not a declared parameter`);
       argv.push({ param: name });
+    } else if (/^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(item)) {
+      return fail(`argv.${i}`, `names ${item}, which is not a declared parameter`);
     } else if (EMBEDDED_PLACEHOLDER.test(item)) {
       return fail(`argv.${i}`, "a placeholder must be a whole argv item, like \"{name}\"");
     } else {

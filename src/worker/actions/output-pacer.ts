@@ -67,7 +67,7 @@ export class OutputPacer {
 
   private schedule(): void {
     if (this.timer || this.closed || this.queues.size === 0) return;
-    const wait = Math.max(0, this.lastSentAt + this.intervalMs - this.now());
+    const wait = Math.max(0, Math.ceil(this.lastSentAt + this.intervalMs - this.now()));
     this.timer = setTimeout(() => {
       this.timer = null;
       this.sendOne();

@@ -128,16 +128,16 @@ export class ActionService {
   }
 
   /** Answers actions.list, actions.run and actions.cancel. */
-  handle(method: string, params: unknown, ctx: RequestContext): Promise<unknown> {
+  async handle(method: string, params: unknown, ctx: RequestContext): Promise<unknown> {
     switch (method) {
       case "actions.list":
-        return Promise.resolve(this.list(params));
+        return this.list(params);
       case "actions.run":
         return this.run(params, ctx);
       case "actions.cancel":
-        return Promise.resolve(this.cancel(params));
+        return this.cancel(params);
       default:
-        return Promise.reject(refusal("unknown_method", `unknown method ${method.slice(0, 64)}`));
+        throw refusal("unknown_method", `unknown method ${method.slice(0, 64)}`);
     }
   }
 
@@ -193,6 +193,8 @@ export class ActionService {
     }
 
     const timeoutMs = Math.min(params.timeoutMs, source.entry.timeoutMs);
+    // The host's own record of what ran on it, whoever asked.
+    this.log.info({ invocation: params.invocation, action: params.action, kind: source.kind, arguments: params.arguments, timeoutMs }, "action started");
     const controller = new AbortController();
     const onSessionEnd = () => controller.abort();
     ctx.signal.addEventListener("abort", onSessionEnd, { once: true });
@@ -268,7 +270,7 @@ export class ActionService {
     let error: string | undefined;
     try {
       const abandoned = new Promise<"abandoned">((resolve) =>
-        inner.signal.addEventListener("abort", () => setTimeout(() => resolve("abandoned"), ABANDON_AFTER_MS).unref(), { once: true }),
+        inner.signal.addEventListener("abort", () => setTimeout(() => resolve("abandoned"), ABANDON_AFTER_MS), { once: true }),
       );
       const outcome = await Promise.race([call({ signal: inner.signal, timeoutMs }), abandoned]);
       if (outcome === "abandoned" || ending) {

@@ -25,7 +25,8 @@ export function builtinEntry(entry: Omit<z.input<typeof CatalogEntry>, "kind" | 
 
 /**
  * Why a diagnostic gave no result: UNAVAILABLE (cannot work on this host: no systemd, a command missing),
- * TIMEOUT, COMMAND_FAILED (the command it runs said no), or a file system code (ENOENT, EACCES, ENOTDIR).
+ * TIMEOUT, COMMAND_FAILED (the command it runs said no), EACCES (this user may not read it), or another file
+ * system code (ENOENT, ENOTDIR).
  */
 export class DiagnosticError extends Error {
   readonly code: string;

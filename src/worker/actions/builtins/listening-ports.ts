@@ -28,7 +28,8 @@ export const listeningPorts: Builtin = {
       if (!Number.isInteger(port) || port < 0 || port > 65535) continue;
       const row: Port = {
         protocol: toToken(String(c.protocol ?? ""), 8),
-        address: toToken(String(c.localAddress ?? ""), 64),
+        // ss writes IPv6 addresses in brackets, netstat without.
+        address: toToken(String(c.localAddress ?? "").replace(/^\[(.*)\]$/, "$1"), 64),
         port,
         pid: Number.isSafeInteger(c.pid) && c.pid > 0 && c.pid < 2 ** 31 ? c.pid : null,
         process: c.process ? toDisplay(String(c.process), 64) : null,

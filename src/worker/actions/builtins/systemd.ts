@@ -25,10 +25,13 @@ export async function journalPresent(): Promise<boolean> {
   return false;
 }
 
-/** A systemd command that exited non-zero: UNAVAILABLE when systemd is not running here, else COMMAND_FAILED. */
+/**
+ * A systemd command that exited non-zero: UNAVAILABLE when systemd is not running here; EACCES when this user may
+ * not read it (journalctl for a user outside the systemd-journal and adm groups); else COMMAND_FAILED.
+ */
 export function commandFailure(program: string, out: Captured): DiagnosticError {
   const detail = firstLine(out.stderr) || `exit code ${out.exitCode ?? out.signal}`;
-  return systemdBooted()
-    ? new DiagnosticError("COMMAND_FAILED", `${program}: ${detail}`)
-    : new DiagnosticError("UNAVAILABLE", `systemd is not the init system on this host (${program}: ${detail})`);
+  if (!systemdBooted()) return new DiagnosticError("UNAVAILABLE", `systemd is not the init system on this host (${program}: ${detail})`);
+  if (/insufficient permissions|permission denied|access denied/i.test(detail)) return new DiagnosticError("EACCES", `${program}: ${detail}`);
+  return new DiagnosticError("COMMAND_FAILED", `${program}: ${detail}`);
 }
