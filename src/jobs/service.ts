@@ -81,7 +81,11 @@ class Service implements JobManager {
 
   constructor(private readonly o: JobServiceOptions) {
     this.catalogues = new CatalogueCache(o.link, o.log);
-    this.scheduler = new Scheduler({ ...DEFAULT_SCHEDULE_LIMITS, ...o.limits });
+    // An option left undefined keeps its default (a spread would put the undefined in).
+    this.scheduler = new Scheduler({
+      maxInFlight: o.limits?.maxInFlight ?? DEFAULT_SCHEDULE_LIMITS.maxInFlight,
+      maxPerWorker: o.limits?.maxPerWorker ?? DEFAULT_SCHEDULE_LIMITS.maxPerWorker,
+    });
     this.store = new JobStore(o.jobHistory ?? DEFAULT_JOB_HISTORY);
     this.outputs = new OutputKeeper(o.outputBudgetBytes ?? DEFAULT_OUTPUT_BUDGET_BYTES);
     this.unsubscribe.push(o.onCatalog((workerId, hash) => this.catalogues.noteNamed(workerId, hash)));

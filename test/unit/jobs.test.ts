@@ -676,6 +676,13 @@ describe("jobs: the service", () => {
     assert.ok(jobs.recent().every((j) => j.status === "succeeded"));
   });
 
+  it("limits left undefined keep their defaults (as the manager passes them when no flag is given)", async () => {
+    const { fleet, jobs } = await fleetOf(1, { limits: { maxInFlight: undefined, maxPerWorker: undefined } });
+    jobs.start(jobs.plan({ action: "echo", arguments: { text: "x" }, target: { all: true } }) as Plan, client);
+    await settle();
+    assert.equal(fleet.runs.length, 1);
+  });
+
   it("a definition that changed between plan and start is not run", async () => {
     const { fleet, jobs } = await fleetOf(2);
     const plan = jobs.plan({ action: "echo", arguments: { text: "x" }, target: { all: true } }) as Plan;
