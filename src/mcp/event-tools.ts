@@ -17,10 +17,10 @@ export function registerWorkerEvents(server: McpServer, manager: Manager): void 
     {
       title: "Health transitions",
       description:
-        "Health transitions (joined, degraded, unhealthy, recovered, offline) with their time and reasons, as the " +
-        "manager observed them. The first page holds the newest events, oldest first within it; nextCursor leads " +
-        "to older ones. Filter by worker and by time: since is an ISO time or a duration back from now such as 15m " +
-        "or 2h; give the same filters with a cursor.",
+        "Health transitions (joined, degraded, unhealthy, recovered, offline) with time and reasons, as the manager " +
+        "observed them: the first page holds the newest, oldest first within it; nextCursor leads to older ones. " +
+        "Give the same filters with a cursor. Apart, in `actions`: the newest " +
+        `${ACTION_EVENTS_SHOWN} action outcomes (get_job has their detail).`,
       inputSchema: {
         worker_id: workerId.optional(),
         since: z.string().max(64).optional().describe('ISO time, or a duration back from now: "15m", "2h", "1d"'),

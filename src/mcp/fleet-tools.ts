@@ -39,10 +39,10 @@ export function registerAllWorkersStatus(server: McpServer, manager: Manager, op
     {
       title: "Get every worker's status",
       description:
-        "Counts by state, and each worker's latest metrics (CPU, memory, fullest disk, battery, network, temperature), " +
-        "problem workers first, a page at a time (pass nextCursor back as cursor). fresh=true asks every worker on " +
-        "the page now, in parallel, reports progress as answers arrive, and returns partial results with an error " +
-        `for each worker that did not answer; each status is cut short (listed in omitted). ${PROVENANCE}`,
+        "Counts by state, and each worker's latest metrics (CPU, memory, fullest disk, battery, network, " +
+        "temperature), problems first, a page at a time. fresh=true asks every worker on the page now, in " +
+        "parallel, with progress as they answer, and an error for each that did not; statuses are cut short " +
+        `(listed in omitted). ${PROVENANCE}`,
       inputSchema: {
         fresh: z.boolean().default(false).describe("ask each worker now instead of using heartbeats"),
         state: stateFilter,

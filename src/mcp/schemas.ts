@@ -11,15 +11,15 @@ import { FullStatusShape } from "../protocol/status.js";
 export const StateEnum = z.enum(HEALTH_STATES).describe("observed");
 export const ReasonOut = z.object({ code: z.string(), message: z.string() });
 
-const ids = z.string().describe("observed: the id in the worker's verified certificate");
-const heartbeatAge = z.number().nullable().describe("observed: ms since its last heartbeat; null when not connected");
+const ids = z.string().describe("observed: from its verified certificate");
+const heartbeatAge = z.number().nullable().describe("observed: ms since its last heartbeat; null if not connected");
 /**
  * A whole number in an answer, declared as a JSON Schema integer without the safe-integer bounds zod would add
  * (57 characters each, dozens of times over in tools/list).
  */
 export const whole = z.number().refine(Number.isSafeInteger, "must be a whole number").meta({ type: "integer" });
 
-export const cursorOut = z.string().nullable().describe("pass back as cursor for the next page; null on the last page");
+export const cursorOut = z.string().nullable().describe("cursor of the next page; null on the last");
 
 /** A compact row of list_workers: what the manager decided, and the labels to filter by. */
 export const WorkerRow = z.object({
@@ -99,7 +99,7 @@ export const ListWorkersOutput = z.object({
   nextCursor: cursorOut,
   unverified: z
     .array(UnverifiedEntry)
-    .describe("LAN announcements of the agent with no session: claims by anyone, not in the registry; newest first"),
+    .describe("LAN announcements without a session: anyone's claims, not in the registry; newest first"),
   unverifiedTotal: whole,
 });
 
@@ -167,5 +167,5 @@ export const ActionEventOut = z.object({ at: z.string(), worker: z.string(), job
 export const EventsOutput = z.object({
   events: z.array(EventOut).describe("oldest first within the page"),
   actions: z.array(ActionEventOut).describe("newest action outcomes, newest first, apart from events"),
-  nextCursor: z.string().nullable().describe("pass back as cursor for the page of older events; null when none"),
+  nextCursor: z.string().nullable().describe("cursor of older events; null when none"),
 });

@@ -30,10 +30,9 @@ export function registerListWorkers(server: McpServer, manager: Manager): void {
     {
       title: "List workers",
       description:
-        "The workers the manager knows, problem workers first, a page at a time (pass nextCursor back as cursor), " +
-        "with counts by state of the matching workers and of the whole fleet. A row holds id, state, reason codes, " +
-        "connected, the age of the last heartbeat, and labels; get_worker_status has the rest. " +
-        `${PROVENANCE} Separately, \`unverified\`: hosts announcing the agent on the LAN with no session (e.g. a ` +
+        "The known workers, problems first, a page at a time, with counts by state (of the matching workers and of " +
+        "the fleet). A row: id, state, reason codes, connected, heartbeat age, labels; get_worker_status has the " +
+        `rest. ${PROVENANCE} Apart, \`unverified\`: hosts announcing the agent on the LAN without a session (e.g. a ` +
         `refused certificate), at most ${CAPS.unverified}, with their total.`,
       inputSchema: {
         state: stateFilter,
@@ -73,11 +72,10 @@ export function registerWorkerStatus(server: McpServer, manager: Manager, option
     {
       title: "Get one worker's status",
       description:
-        "One host in full: the manager's view of it, what it reported in its hello (worker.reported), and its full " +
-        "status asked from it now: OS and kernel, CPU model and load per core, load average, memory and swap, " +
-        "filesystems, network interfaces with rates, battery, temperatures, uptime. If it cannot answer in time, " +
-        "its last heartbeat's summary marked stale, with the reason; fresh=false returns that summary without " +
-        `asking. Very long lists are cut to fit (listed in omitted). ${PROVENANCE}`,
+        "One host in full: the manager's view, its hello (worker.reported), and its full status asked now: OS, " +
+        "kernel, CPU and per-core load, load average, memory, swap, filesystems, network rates, battery, " +
+        "temperatures, uptime. If it cannot answer in time, its last heartbeat's summary, marked stale with the " +
+        `reason; fresh=false returns that without asking. Long lists are cut (listed in omitted). ${PROVENANCE}`,
       inputSchema: {
         worker_id: workerId,
         fresh: z.boolean().default(true).describe("ask the worker now (default) rather than use its last heartbeat"),

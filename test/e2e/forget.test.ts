@@ -30,8 +30,8 @@ describe("retired workers leave the registry", () => {
     managers.push(first);
     const { tools } = await first.client.listTools();
     const tool = tools.find((t) => t.name === "forget_worker")!;
+    assert.equal(tool.title, "Forget a worker");
     assert.deepEqual(tool.annotations, {
-      title: "Forget a worker",
       readOnlyHint: false,
       destructiveHint: true,
       idempotentHint: true,
