@@ -4,9 +4,12 @@ import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import {
+  ElicitRequestSchema,
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
   type CallToolResult,
+  type ElicitRequest,
+  type ElicitResult,
   type LoggingMessageNotification,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { CertSet } from "./fleet.js";
@@ -17,6 +20,13 @@ import { CLI, type LogLine } from "./processes.js";
  * Client. Its stderr log is collected as in `Proc`. Any line on its stdout that is not JSON-RPC makes the SDK
  * transport report an error, collected in `protocolErrors`.
  */
+export interface McpManagerOptions {
+  /** Listen on this port instead of a free one (a restart on the same port, for workers to come back to). */
+  port?: number;
+  /** Declare elicitation, and answer each elicitation/create with this (Claude Code does; Claude Desktop does not). */
+  onElicit?: (request: ElicitRequest["params"]) => ElicitResult | Promise<ElicitResult>;
+}
+
 export class McpManager {
   readonly lines: LogLine[] = [];
   readonly logging: LoggingMessageNotification["params"][] = [];
@@ -35,12 +45,17 @@ export class McpManager {
    * On loopback by default. In the namespace lab, pass the host's `launcher` and `mdns: true`: it then listens on
    * all of that host's addresses, on the usual port, and announces itself.
    */
-  static async start(certs: CertSet, extra: string[] = [], lab: { launcher: string[]; mdns: true } | null = null): Promise<McpManager> {
+  static async start(
+    certs: CertSet,
+    extra: string[] = [],
+    lab: { launcher: string[]; mdns: true } | null = null,
+    options: McpManagerOptions = {},
+  ): Promise<McpManager> {
     const argv = [
       ...(lab?.launcher ?? []),
       process.execPath, CLI, "manager",
       "--ca", certs.ca, "--cert", certs.managerCert, "--key", certs.managerKey,
-      ...(lab ? [] : ["--host", "127.0.0.1", "--port", "0", "--no-mdns"]), // loopback only: no multicast on real interfaces
+      ...(lab ? [] : ["--host", "127.0.0.1", "--port", String(options.port ?? 0), "--no-mdns"]), // loopback only: no multicast on real interfaces
       "--pressure-percent", "0",
       "--state", join(certs.dir, "state.json"),
       ...extra,
@@ -51,7 +66,9 @@ export class McpManager {
       env: { ...process.env } as Record<string, string>,
       stderr: "pipe",
     });
-    const client = new Client({ name: "mcp-fleet-test", version: "0.0.0" }, { capabilities: {} });
+    const onElicit = options.onElicit;
+    const client = new Client({ name: "mcp-fleet-test", version: "0.0.0" }, { capabilities: onElicit ? { elicitation: {} } : {} });
+    if (onElicit) client.setRequestHandler(ElicitRequestSchema, (request) => onElicit(request.params));
     const m = new McpManager(client, transport);
     // With stderr: "pipe" the transport hands out a PassThrough at once, before the child even starts.
     createInterface({ input: transport.stderr as unknown as NodeJS.ReadableStream }).on("line", (text) => {
@@ -79,6 +96,11 @@ export class McpManager {
 
   get url(): string {
     return `wss://127.0.0.1:${this.port}`;
+  }
+
+  /** The manager's own pid (for /proc/<pid>/status). */
+  get pid(): number {
+    return this.child!.pid!;
   }
 
   get exited() {
