@@ -51,6 +51,8 @@ export const DEFAULT_MAX_ACTIONS = 4;
 
 /** A built-in or an MCP call still running this long after it was told to stop is left behind. */
 const ABANDON_AFTER_MS = 1000;
+/** How much later than a built-in's or an MCP call's own timeout the service stops it itself. */
+const OWN_TIMEOUT_FIRST_MS = 250;
 
 interface Invocation {
   action: string;
@@ -260,7 +262,9 @@ export class ActionService {
       ending ??= why;
       inner.abort();
     };
-    const timer = setTimeout(() => stop("timed_out"), timeoutMs);
+    // The call keeps its own timeout, and it comes first: an MCP host that times a call out also stops the server
+    // it hung in, which a plain abort (a cancel) does not. This one is the backstop for a call that ignores it.
+    const timer = setTimeout(() => stop("timed_out"), timeoutMs + OWN_TIMEOUT_FIRST_MS);
     const onAbort = () => stop("cancelled");
     signal.addEventListener("abort", onAbort, { once: true });
     if (signal.aborted) onAbort();
