@@ -26,23 +26,13 @@ export const ENDING_STATUSES: ReadonlySet<InvocationStatus> = new Set(
 
 const EMPTY_OUTPUT: OutputSummary = { tail: "", bytes: 0, truncated: false };
 
-export interface Invocation {
-  worker: string;
+/** What the tools show of an invocation (InvocationView), and what the manager keeps beside it. */
+export interface Invocation extends InvocationView {
   /** Sent as actions.run's `invocation`: unique on the worker while it runs. */
   id: string;
-  status: InvocationStatus;
   /** The worker's definition of the action, as the job started: its kind and the timeout it is given. */
   kind: ActionKind;
   timeoutMs: number;
-  exitCode: number | null;
-  signal: string | null;
-  durationMs: number | null;
-  startedAt: string | null;
-  endedAt: string | null;
-  stdout: OutputSummary;
-  stderr: OutputSummary;
-  structured?: Record<string, unknown>;
-  error?: string;
   /** On the manager's wall clock: when it reached its ending status (for the worker's action events). */
   finishedAt: number | null;
 }
