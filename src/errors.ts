@@ -11,7 +11,9 @@ export type FleetErrorCode =
   | "E_REMOTE"
   | "E_CLOSED"
   | "E_BAD_RESPONSE"
-  | "E_ANSWER_TOO_LARGE";
+  | "E_ANSWER_TOO_LARGE"
+  | "E_UNKNOWN_REQUEST"
+  | "E_JOIN";
 
 export class FleetError extends Error {
   readonly code: FleetErrorCode;

@@ -21,6 +21,11 @@ export interface Announcement {
   id?: string;
   /** Workers: the agent version. */
   version?: string;
+  /**
+   * Managers: the first 16 hex digits of the CA pin (SHA-256 of the CA's public key), so a joining worker, which
+   * knows only the pin, can tell its fleet's managers from others' before it dials. A hint like the rest.
+   */
+  pin?: string;
 }
 
 /** The first 16 hex digits of the SHA-256 of the CA certificate (DER): short enough for TXT, long enough to tell fleets apart. */
@@ -36,6 +41,7 @@ export function encodeTxt(a: Announcement): Record<string, string> {
   const txt: Record<string, string> = { txtvers: TXT_VERSION, role: a.role, fleet: a.fleet, proto: String(a.protocol) };
   if (a.id) txt.id = a.id;
   if (a.version) txt.ver = a.version;
+  if (a.pin) txt.pin = a.pin;
   return txt;
 }
 
@@ -46,6 +52,7 @@ const Txt = z.object({
   proto: z.coerce.number().int().positive(),
   id: WorkerId.optional(),
   ver: VersionText.optional(),
+  pin: z.string().regex(/^[0-9a-f]{16}$/).optional(),
 });
 
 /** Reads a TXT record from anyone on the LAN; anything that is not ours, or not well formed, is null. */
@@ -54,7 +61,7 @@ export function decodeTxt(txt: unknown): Announcement | null {
   if (!parsed.success) return null;
   const t = parsed.data;
   if (t.role === "worker" && !t.id) return null;
-  return { role: t.role, fleet: t.fleet, protocol: t.proto, id: t.id, version: t.ver };
+  return { role: t.role, fleet: t.fleet, protocol: t.proto, id: t.id, version: t.ver, pin: t.pin };
 }
 
 /**

@@ -30,6 +30,8 @@ import { TICKET_LIFETIME_MS } from "./ticket-keys.js";
 import { upgradeHandler, WORKER_PATH } from "./upgrade.js";
 import type { JobService } from "../jobs/api.js";
 import { createJobService } from "../jobs/service.js";
+import type { JoinService } from "../enroll/api.js";
+import { NO_ENROLLMENT } from "../enroll/disabled.js";
 
 export { WORKER_PATH } from "./upgrade.js";
 
@@ -72,6 +74,8 @@ export interface Manager {
   readonly registry: Registry;
   /** Actions the fleet offers, and jobs that run them (src/jobs/api.ts). */
   readonly jobs: JobService;
+  /** Hosts asking to join, and the operator's decisions (src/enroll/api.ts). */
+  readonly joins: JoinService;
   readonly port: number;
   readonly fleet: string;
   /** The id announced on mDNS, derived from the fleet CA. */
@@ -245,6 +249,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   return {
     registry,
     jobs,
+    joins: NO_ENROLLMENT,
     port,
     fleet: material.self.identity.fleet,
     fleetId,

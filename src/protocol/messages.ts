@@ -54,6 +54,11 @@ export const Hello = z.object({
   }),
   /** The hash of the actions this host offers (actions.ts); absent from an agent that offers none. */
   catalog: CatalogHash.optional(),
+  /**
+   * The worker enrolled itself and can take a renewed certificate over this session (certificate.renew and
+   * certificate.install); absent from a worker whose certificate was installed by hand.
+   */
+  renewable: z.boolean().optional(),
 });
 
 export const Heartbeat = z.object({

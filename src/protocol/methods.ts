@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CancelParams, CancelResult, ListParams, ListResult, RunParams, RunResult } from "./actions.js";
+import { InstallParams, InstallResult, RenewParams, RenewResult } from "./renewal.js";
 import { FullStatus } from "./status.js";
 
 /**
@@ -11,6 +12,8 @@ export const METHODS = {
   "actions.list": { params: ListParams, result: ListResult },
   "actions.run": { params: RunParams, result: RunResult },
   "actions.cancel": { params: CancelParams, result: CancelResult },
+  "certificate.renew": { params: RenewParams, result: RenewResult },
+  "certificate.install": { params: InstallParams, result: InstallResult },
 } as const;
 
 export type MethodName = keyof typeof METHODS;

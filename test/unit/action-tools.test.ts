@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { NO_ENROLLMENT } from "../../src/enroll/disabled.js";
 import { after, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
@@ -51,6 +52,7 @@ const open: Harness[] = [];
 function fakeManager(jobs: FakeJobs): Manager {
   return {
     registry: new Registry({ clock: new FakeClock(), policy: DEFAULT_POLICY }),
+    joins: NO_ENROLLMENT,
     port: 0,
     fleet: "test",
     fleetId: "0123456789abcdef",

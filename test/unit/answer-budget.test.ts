@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { NO_ENROLLMENT } from "../../src/enroll/disabled.js";
 import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
@@ -146,6 +147,7 @@ function makeFleet(kind: "worst" | "typical"): Fleet {
 function fakeManager(fleet: Fleet): Manager {
   return {
     registry: fleet.registry,
+    joins: NO_ENROLLMENT,
     port: 0,
     fleet: "test",
     fleetId: FLEET_ID,
