@@ -37,6 +37,7 @@ import { NO_ENROLLMENT } from "../enroll/disabled.js";
 import type { Issuer } from "../enroll/issuer.js";
 import { createEnrollmentService } from "../enroll/service.js";
 import { caPin, pinPrefix } from "../pki/pin.js";
+import { RenewalScheduler } from "../enroll/renewal.js";
 
 export { WORKER_PATH } from "./upgrade.js";
 
@@ -227,7 +228,10 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       joinRates.expire();
     },
   };
-  const chores = new Chores({ registry, door, pace, sessions, rate });
+  const renewals = options.enrollment?.issuer
+    ? new RenewalScheduler({ sessions, registry, issuer: options.enrollment.issuer, lifetimeMs: options.enrollment.lifetimeMs, clock: options.clock ?? systemClock, log })
+    : null;
+  const chores = new Chores({ registry, door, pace, sessions, rate, renewals });
   chores.start();
   const port = await door.listen(options.port, options.host);
   revocations?.watch();
