@@ -32,6 +32,8 @@ import type { JobService } from "../jobs/api.js";
 import { createJobService } from "../jobs/service.js";
 import type { JoinService } from "../enroll/api.js";
 import { NO_ENROLLMENT } from "../enroll/disabled.js";
+import type { Issuer } from "../enroll/issuer.js";
+import { RenewalScheduler } from "../enroll/renewal.js";
 
 export { WORKER_PATH } from "./upgrade.js";
 
@@ -62,6 +64,11 @@ export interface ManagerOptions {
   jobHistory?: number;
   /** Output kept of all invocations at once (default 256 MiB); past it the oldest finished jobs' goes first. */
   outputBudgetBytes?: number;
+  /**
+   * Hosts that join by themselves, and their certificates' renewal: the CA's signer (null: the CA key is not
+   * readable here, so nobody is enrolled or renewed) and the lifetime of the certificates it issues.
+   */
+  enrollment?: { issuer: Issuer | null; lifetimeMs: number };
   /** Announce on mDNS and watch worker announcements (off unless asked for: tests and embedders opt in). */
   mdns?: boolean;
   clock?: Clock;
@@ -193,7 +200,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   };
   server.on("upgrade", upgradeHandler({ wss, door, admission, sessions, context, log, throttle }));
 
-  const chores = new Chores({ registry, door, pace, sessions, rate: admission.rate });
+  const enrollment = options.enrollment;
+  const renewals = enrollment?.issuer
+    ? new RenewalScheduler({ sessions, registry, issuer: enrollment.issuer, lifetimeMs: enrollment.lifetimeMs, clock: options.clock ?? systemClock, log })
+    : null;
+  const chores = new Chores({ registry, door, pace, sessions, rate: admission.rate, renewals });
   chores.start();
   const port = await door.listen(options.port, options.host);
   revocations?.watch();

@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import type { CertificateFacts, Identity } from "../pki/identity.js";
 import { CloseCode, closeCodeName, closeReason, describeCloseCode, type AppCloseCode } from "../protocol/close-codes.js";
 import { Correlator, type CallOptions } from "../protocol/correlator.js";
-import { decodeWorkerMessage, encode, SUPPORTED_PROTOCOLS, type Hello, type ManagerMessage } from "../protocol/messages.js";
+import { decodeWorkerMessage, encode, SUPPORTED_PROTOCOLS, type Hello, type Labels, type ManagerMessage } from "../protocol/messages.js";
 import type { CollectorError } from "../protocol/metrics.js";
 import { VERSION } from "../version.js";
 import type { LogThrottle } from "../log-throttle.js";
@@ -27,6 +27,11 @@ export interface SessionContext {
 
 type Phase = "awaiting-hello" | "open" | "closed";
 
+/** The certificate's labels were given by the operator's token: a worker cannot say otherwise about those keys. */
+function withCertificateLabels(own: Labels, fromCert: Labels): Labels {
+  return Object.keys(fromCert).length === 0 ? own : { ...own, ...fromCert };
+}
+
 /**
  * One authenticated worker socket: hello → welcome → heartbeats, requests both ways, goodbye. Anything off-script
  * closes this session only, with a specific code and a log line.
@@ -46,7 +51,15 @@ export class WorkerSession {
   private readonly bucket: TokenBucket;
   /** The client certificate's serial number (lower-case hex), as the CRL lists it. */
   readonly serialNumber: string;
-  private readonly certNotAfter: number;
+  /**
+   * The certificate the worker holds now: the one it connected with, until a renewal over this session hands it
+   * a newer one (the socket keeps the old one until the next connection).
+   */
+  held: { serialNumber: string; notBefore: number; notAfter: number };
+  /** Labels the connection's certificate carries: they outrank the hello's, and a renewal carries them over. */
+  readonly certLabels: Labels;
+  /** The hello said the worker can take a renewed certificate over this session. */
+  renewable = false;
   /** The collector errors last logged for this session, so a repeat is not logged again. */
   private collectorErrors: readonly CollectorError[] = [];
   /** The catalogue hash the worker last named. */
@@ -62,7 +75,8 @@ export class WorkerSession {
     private readonly ctx: SessionContext,
   ) {
     this.serialNumber = cert.serialNumber;
-    this.certNotAfter = cert.notAfter.getTime();
+    this.held = { serialNumber: cert.serialNumber, notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime() };
+    this.certLabels = cert.labels;
     this.helloTimer = setTimeout(() => this.close(CloseCode.HELLO_TIMEOUT), ctx.limits.helloTimeoutMs);
     this.bucket = new TokenBucket(ctx.limits.messagesPerSecond, ctx.limits.messageBurst);
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
@@ -213,6 +227,7 @@ export class WorkerSession {
       return this.close(CloseCode.IDENTITY_MISMATCH, `hello claims "${hello.id}", certificate is "${this.identity.id}"`);
     }
     this.phase = "open";
+    this.renewable = hello.renewable === true;
     // Welcome first: once the registry calls a worker healthy, it must already have been let in. Otherwise a
     // manager paused in between leaves a worker waiting for a welcome that is frozen here, and it gives up.
     this.send({
@@ -227,10 +242,11 @@ export class WorkerSession {
       sessionId: this.sessionId,
       hostname: hello.hostname,
       agentVersion: hello.agentVersion,
-      labels: hello.labels,
+      labels: withCertificateLabels(hello.labels, this.certLabels),
       platform: hello.platform,
       address: this.address,
-      certNotAfter: this.certNotAfter,
+      certNotBefore: this.held.notBefore,
+      certNotAfter: this.held.notAfter,
       certSerial: this.serialNumber,
     });
     // After the registry made this session current, so the replaced session's close is ignored there.
