@@ -35,9 +35,9 @@ import { createJobService } from "../jobs/service.js";
 import type { JoinService } from "../enroll/api.js";
 import { NO_ENROLLMENT } from "../enroll/disabled.js";
 import type { Issuer } from "../enroll/issuer.js";
+import { RenewalScheduler } from "../enroll/renewal.js";
 import { createEnrollmentService } from "../enroll/service.js";
 import { caPin, pinPrefix } from "../pki/pin.js";
-import { RenewalScheduler } from "../enroll/renewal.js";
 
 export { WORKER_PATH } from "./upgrade.js";
 
@@ -228,8 +228,16 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       joinRates.expire();
     },
   };
-  const renewals = options.enrollment?.issuer
-    ? new RenewalScheduler({ sessions, registry, issuer: options.enrollment.issuer, lifetimeMs: options.enrollment.lifetimeMs, clock: options.clock ?? systemClock, log })
+  const issuer = options.enrollment?.issuer ?? null;
+  const renewals = issuer
+    ? new RenewalScheduler({
+        sessions,
+        registry,
+        issuer,
+        lifetimeMs: options.enrollment?.lifetimeMs ?? DEFAULT_CERT_LIFETIME_MS,
+        clock: options.clock ?? systemClock,
+        log,
+      })
     : null;
   const chores = new Chores({ registry, door, pace, sessions, rate, renewals });
   chores.start();
