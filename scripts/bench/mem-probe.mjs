@@ -3,6 +3,7 @@
 // each one's highest since the last report to the file named by MCP_FLEET_MEM_PROBE (then starts over). Plain
 // JavaScript, so the manager loads it from dist/ without tsx.
 import { writeFileSync } from "node:fs";
+import { setInterval } from "node:timers";
 import { Session } from "node:inspector";
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { getHeapSpaceStatistics } from "node:v8";
