@@ -2,15 +2,22 @@
 # Installs the mcp-fleet worker agent as a systemd service on this host, from a built checkout of mcp-fleet
 # (npm ci has been run). Run it again to update certificates, settings or the agent: it is idempotent.
 #
+#   scripts/install-worker.sh --join JOIN-STRING [--manager wss://host:7443 [--no-mdns]] [--labels k=v,...] [...]
 #   scripts/install-worker.sh --ca CA.pem --cert ID.pem --key ID-key.pem [--manager wss://host:7443 [--no-mdns]] [--labels k=v,...]
 #                             [--action FILE.json ...] [--mcp-servers FILE.json] [--allow-restart UNIT ...]
 #   scripts/install-worker.sh --uninstall
 #
 # Options:
-#   --ca FILE --cert FILE --key FILE   the fleet CA and this worker's certificate and key (mcp-fleet certs issue ID)
+#   --join STRING                      join the fleet with this join string (mcp-fleet token create); - reads it
+#                                      from stdin, which keeps it out of the process list. The agent makes its own
+#                                      key, enrolls, and keeps its identity in /var/lib/mcp-fleet (a systemd
+#                                      StateDirectory); while that identity is valid, the string is not used again
+#   --ca FILE --cert FILE --key FILE   instead of --join: the fleet CA and this worker's certificate and key
+#                                      (mcp-fleet certs issue ID), for fleets whose CA key is offline
 #   --manager URL                      a fixed manager; without it the worker finds its manager by mDNS
 #   --no-mdns                          with --manager: neither announce the worker nor look for managers on mDNS
-#   --labels k=v,...                   labels reported to the manager
+#   --labels k=v,...                   labels reported to the manager (a join token's labels, carried in the
+#                                      certificate, win over these)
 #   --action FILE.json                 an action the manager may ask this host to run (repeatable); installed
 #                                      root-owned into /etc/mcp-fleet/actions.d, beside those already there
 #   --mcp-servers FILE.json            the MCP servers this host offers ({"mcpServers": {...}}); readable by all
@@ -18,13 +25,20 @@
 #   --allow-restart UNIT               let the agent run `systemctl restart UNIT` and nothing else (repeatable): a
 #                                      polkit rule naming exactly these units, and a system user for the agent
 #   --root DIR                         install under DIR instead of / (packaging, tests); systemd is left alone
-#   --uninstall                        stop and remove the service, the agent and its configuration
+#   --uninstall                        stop and remove the service, the agent, its configuration and its state
+#                                      directory (an enrolled identity: joining again needs a new join string)
 set -euo pipefail
 
 APP_DIR=/opt/mcp-fleet
 CONF_DIR=/etc/mcp-fleet
 UNIT_DIR=/etc/systemd/system
 UNIT=mcp-fleet-worker.service
+# A host that joins gets the unit plus this drop-in (systemd/mcp-fleet-worker-join.conf), which swaps the three
+# identity files for the join string and adds the state directory: the unit itself stays the three-files unit.
+DROP_IN_DIR=$UNIT_DIR/$UNIT.d
+DROP_IN=$DROP_IN_DIR/join.conf
+# The unit's StateDirectory=mcp-fleet: with DynamicUser systemd keeps it under private/ and links it from here.
+STATE_DIRS=(/var/lib/mcp-fleet /var/lib/private/mcp-fleet)
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 
 POLKIT_RULE=/etc/polkit-1/rules.d/50-mcp-fleet-worker.rules
@@ -32,13 +46,14 @@ POLKIT_RULE=/etc/polkit-1/rules.d/50-mcp-fleet-worker.rules
 AGENT_USER=mcp-fleet-worker
 AGENT_GECOS="mcp-fleet worker agent"
 
-ROOT=/ CA= CERT= KEY= MANAGER= LABELS= NO_MDNS=0 UNINSTALL=0 SETTINGS=0 MCP_SERVERS=
+ROOT=/ CA= CERT= KEY= JOIN= HAS_JOIN=0 MANAGER= LABELS= NO_MDNS=0 UNINSTALL=0 SETTINGS=0 MCP_SERVERS=
 ACTIONS=() RESTARTS=()
 die() { echo "install-worker: $*" >&2; exit 2; }
 usage() { sed -n '2,/^set -/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
+    --join) JOIN=${2:?}; HAS_JOIN=1; shift 2 ;;
     --ca) CA=${2:?}; shift 2 ;;
     --cert) CERT=${2:?}; shift 2 ;;
     --key) KEY=${2:?}; shift 2 ;;
@@ -63,8 +78,10 @@ if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then SYSTEMD=1; else SYSTEMD=0
 
 if [ "$UNINSTALL" -eq 1 ]; then
   if [ "$SYSTEMD" -eq 1 ]; then systemctl disable --now "$UNIT" 2>/dev/null || true; fi
-  rm -f "$R$UNIT_DIR/$UNIT" "$R$POLKIT_RULE"
+  rm -f "$R$UNIT_DIR/$UNIT" "$R$DROP_IN" "$R$POLKIT_RULE"
+  [ ! -d "$R$DROP_IN_DIR" ] || rmdir "$R$DROP_IN_DIR" 2>/dev/null || true
   rm -rf "$R$APP_DIR" "$R$CONF_DIR"
+  for d in "${STATE_DIRS[@]}"; do rm -rf "$R$d"; done
   # Only the user this script created (known by its comment), never one of the same name made by someone else.
   if [ "$ROOT" = / ] && [ "$(getent passwd "$AGENT_USER" | cut -d: -f5)" = "$AGENT_GECOS" ]; then userdel "$AGENT_USER"; fi
   # A unit that failed stays listed until its failure is forgotten.
@@ -73,11 +90,19 @@ if [ "$UNINSTALL" -eq 1 ]; then
   exit 0
 fi
 
-[ -n "$CA" ] && [ -n "$CERT" ] && [ -n "$KEY" ] || { usage >&2; die "--ca, --cert and --key are required"; }
+if [ "$HAS_JOIN" -eq 1 ]; then
+  [ -z "$CA$CERT$KEY" ] || die "--join replaces --ca, --cert and --key: give either the join string or the three files"
+  if [ "$JOIN" = - ]; then IFS= read -r JOIN || [ -n "$JOIN" ] || die "--join -: no join string on stdin"; fi
+  # Leading and trailing blanks come with copy-paste; the agent's parser ignores them too.
+  JOIN="${JOIN#"${JOIN%%[![:space:]]*}"}"
+  JOIN="${JOIN%"${JOIN##*[![:space:]]}"}"
+else
+  [ -n "$CA" ] && [ -n "$CERT" ] && [ -n "$KEY" ] || { usage >&2; die "--join, or --ca, --cert and --key, are required"; }
+fi
 # One line each: a line break would end the value in worker.env and start another setting.
 [ "$NO_MDNS" -eq 0 ] || [ -n "$MANAGER" ] || die "--no-mdns needs --manager: without mDNS the worker has no other way to find its manager"
 for v in "$MANAGER" "$LABELS"; do case "$v" in *$'\n'*|*$'\r'*) die "--manager and --labels must be one line" ;; esac; done
-for f in "$CA" "$CERT" "$KEY"; do [ -r "$f" ] || die "cannot read $f"; done
+[ "$HAS_JOIN" -eq 1 ] || for f in "$CA" "$CERT" "$KEY"; do [ -r "$f" ] || die "cannot read $f"; done
 [ -f "$SRC/dist/cli/main.js" ] || die "no built agent in $SRC/dist: run npm ci in $SRC first"
 NODE="$(command -v node)" || die "node is not installed (Node.js 20 or newer is needed)"
 major="$("$NODE" -p 'process.versions.node.split(".")[0]')"
@@ -100,9 +125,20 @@ done
 if [ "${#units[@]}" -gt 0 ] && [ "$ROOT" = / ] && [ ! -d /usr/share/polkit-1 ]; then
   die "--allow-restart needs polkit (apt-get install polkitd, or your distribution's polkit package)"
 fi
-# The agent checks the files belong together before anything is installed: better refused here than in a loop.
-"$NODE" "$SRC/dist/cli/main.js" certs check --ca "$CA" --cert "$CERT" --key "$KEY" >/dev/null \
-  || die "the certificate files do not belong together (see above)"
+if [ "$HAS_JOIN" -eq 1 ]; then
+  # The agent's own parser judges the string, so what is installed is what the agent accepts. The string goes
+  # through the environment, never the command line, which every local user can read.
+  why="$(MCP_FLEET_JOIN_CHECK="$JOIN" "$NODE" --input-type=module -e '
+    const { pathToFileURL } = await import("node:url");
+    const { parseJoinString } = await import(pathToFileURL(process.argv[1]).href);
+    const parsed = parseJoinString(process.env.MCP_FLEET_JOIN_CHECK ?? "");
+    if (!parsed.ok) { console.log(parsed.error); process.exit(2); }' "$SRC/dist/protocol/join.js" 2>&1)" \
+    || die "--join: ${why:-the agent could not check the join string}"
+else
+  # The agent checks the files belong together before anything is installed: better refused here than in a loop.
+  "$NODE" "$SRC/dist/cli/main.js" certs check --ca "$CA" --cert "$CERT" --key "$KEY" >/dev/null \
+    || die "the certificate files do not belong together (see above)"
+fi
 
 umask 022
 # The agent: its build and production dependencies, copied from this checkout (no network needed). npm's cache and
@@ -127,12 +163,27 @@ mv "$R$APP_DIR.new" "$R$APP_DIR"
 rm -rf "$work"
 trap - EXIT
 
-# Identity: root-only; systemd hands the service private copies (LoadCredential).
+# Identity: root-only; systemd hands the service private copies (LoadCredential). One way or the other: the files
+# of the other way are removed, so the directory always shows how this host gets its identity.
+creds="$R$CONF_DIR/credentials"
 install -d -m 0755 "$R$CONF_DIR"
-install -d -m 0700 "$R$CONF_DIR/credentials"
-install -m 0600 "$CA" "$R$CONF_DIR/credentials/ca.pem"
-install -m 0600 "$CERT" "$R$CONF_DIR/credentials/worker.pem"
-install -m 0600 "$KEY" "$R$CONF_DIR/credentials/worker-key.pem"
+install -d -m 0700 "$creds"
+if [ "$HAS_JOIN" -eq 1 ]; then
+  (umask 077 && printf '%s\n' "$JOIN" > "$creds/join.new")
+  chmod 0600 "$creds/join.new"
+  mv "$creds/join.new" "$creds/join"
+  rm -f "$creds/ca.pem" "$creds/worker.pem" "$creds/worker-key.pem"
+  if [ -f "$R/var/lib/private/mcp-fleet/worker.pem" ]; then
+    echo "this host already holds an enrolled identity in /var/lib/mcp-fleet: the agent uses it while it is valid and the join string only after that (--uninstall first to join afresh)"
+  fi
+else
+  install -m 0600 "$CA" "$creds/ca.pem"
+  install -m 0600 "$CERT" "$creds/worker.pem"
+  install -m 0600 "$KEY" "$creds/worker-key.pem"
+  # A host that joined before and now gets its files by hand: its enrolled identity is no longer used.
+  rm -f "$creds/join"
+  for d in "${STATE_DIRS[@]}"; do rm -rf "$R$d"; done
+fi
 
 # Settings: rewritten when given, otherwise kept as the operator left them. Values are double-quoted with \ " ` $
 # escaped, which systemd's EnvironmentFile= and a POSIX shell both read back as the value given.
@@ -191,6 +242,14 @@ sed -e "s|^ExecStart=/usr/bin/node /opt/mcp-fleet/|ExecStart=$NODE $APP_DIR/|" \
   "$SRC/systemd/$UNIT" > "$R$UNIT_DIR/$UNIT.new"
 chmod 0644 "$R$UNIT_DIR/$UNIT.new"
 mv "$R$UNIT_DIR/$UNIT.new" "$R$UNIT_DIR/$UNIT"
+if [ "$HAS_JOIN" -eq 1 ]; then
+  install -d -m 0755 "$R$DROP_IN_DIR"
+  install -m 0644 "$SRC/systemd/mcp-fleet-worker-join.conf" "$R$DROP_IN.new"
+  mv "$R$DROP_IN.new" "$R$DROP_IN"
+else
+  rm -f "$R$DROP_IN"
+  [ ! -d "$R$DROP_IN_DIR" ] || rmdir "$R$DROP_IN_DIR" 2>/dev/null || true
+fi
 
 if [ "$SYSTEMD" -eq 1 ]; then
   systemctl daemon-reload

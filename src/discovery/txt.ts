@@ -61,7 +61,9 @@ export function decodeTxt(txt: unknown): Announcement | null {
   if (!parsed.success) return null;
   const t = parsed.data;
   if (t.role === "worker" && !t.id) return null;
-  return { role: t.role, fleet: t.fleet, protocol: t.proto, id: t.id, version: t.ver, pin: t.pin };
+  const a: Announcement = { role: t.role, fleet: t.fleet, protocol: t.proto, id: t.id, version: t.ver };
+  if (t.pin) a.pin = t.pin;
+  return a;
 }
 
 /**

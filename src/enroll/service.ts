@@ -53,7 +53,8 @@ export interface EnrollmentService extends JoinService {
   stop(): void;
 }
 
-type Issued = { ok: true; request: RequestRecord } | { ok: false; code: JoinRefusal; message: string };
+/** `transient`: it may work when asked again (a busy lock, a full disk); the host is not given a refusal for it. */
+type Issued = { ok: true; request: RequestRecord } | { ok: false; code: JoinRefusal; message: string; transient?: boolean };
 
 export function createEnrollmentService(o: EnrollmentOptions): EnrollmentService {
   return new Enrollment(o);
@@ -220,6 +221,7 @@ class Enrollment implements EnrollmentService {
       const now = this.now();
       if (standing.kind === "approved" && !standing.request.certificate) {
         const issued = await this.ensureIssued(issuer, standing.request);
+        if (!issued.ok && issued.transient) throw new Error(`the approved request's certificate was not issued: ${issued.message}`);
         if (!issued.ok) return refusal(issued.code, undefined, issued.message);
         standing = { kind: "approved", request: issued.request, until: standing.until };
         continue;
@@ -286,12 +288,13 @@ class Enrollment implements EnrollmentService {
     if (failed) return Promise.resolve({ ok: false, ...failed });
     const work = this.issue(issuer, record).catch((err): Issued => {
       this.o.log.error({ requestId: record.requestId, workerId: record.requestedId, err: errorMessage(err) }, "approved join request not issued");
-      return { ok: false, code: "bad_csr", message: JOIN_REFUSAL_TEXT.bad_csr };
+      if (isFleetError(err, "E_JOIN")) return { ok: false, code: "bad_csr", message: JOIN_REFUSAL_TEXT.bad_csr };
+      return { ok: false, code: "bad_csr", message: errorMessage(err), transient: true };
     });
     this.issuing.set(record.requestId, work);
     void work.then((result) => {
       this.issuing.delete(record.requestId);
-      if (!result.ok) this.failed.set(record.requestId, { code: result.code, message: result.message });
+      if (!result.ok && !result.transient) this.failed.set(record.requestId, { code: result.code, message: result.message });
       this.wake(record.requestId);
     });
     return work;

@@ -29,8 +29,11 @@ export interface RunOrder {
 
 export interface RunHooks {
   onOutput(chunk: OutputChunk): void;
-  /** Aborts the request (a cancel the worker never answered): the invocation is then cancelled. */
-  signal?: AbortSignal;
+  /**
+   * Given the function that aborts the request (for a cancel the worker never answered): the invocation is then
+   * cancelled.
+   */
+  abortable?: (abort: () => void) => void;
 }
 
 /** How a run ended, with whether the worker kept less of the output than the program wrote. */
@@ -52,7 +55,7 @@ export async function runInvocation(link: WorkerLink, order: RunOrder, hooks: Ru
       { invocation: order.invocation, action: order.action, arguments: order.arguments, timeoutMs: order.timeoutMs },
       {
         timeoutMs: order.timeoutMs + ANSWER_GRACE_MS,
-        signal: hooks.signal,
+        abortable: hooks.abortable,
         onProgress: (p) => {
           if (p.output) hooks.onOutput(p.output);
         },

@@ -3,6 +3,7 @@ import type { Clock } from "../core/clock.js";
 import type { HealthEvent, Registry } from "../core/registry.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { OutputChunk } from "../protocol/actions.js";
 import type {
   ActionEvent,
   ActionFilter,
@@ -74,7 +75,8 @@ class Service implements JobManager {
   private readonly events = new ActionEvents();
   private readonly endListeners = new Map<string, Set<(inv: InvocationView, job: JobSummary) => void>>();
   private readonly doneWaiters = new Map<string, Set<() => void>>();
-  private readonly aborts = new Map<string, AbortController>();
+  /** Each running invocation's abort (runner.ts, RunHooks.abortable), by invocation id. */
+  private readonly aborts = new Map<string, () => void>();
   private readonly unsubscribe: Array<() => void> = [];
   private readonly reported = new Set<string>();
   private stopped = false;
@@ -221,7 +223,7 @@ class Service implements JobManager {
     for (const inv of running) {
       void cancelInvocation(this.o.link, inv.worker, inv.id);
       const abort = this.aborts.get(inv.id);
-      if (abort) setTimeout(() => abort.abort(), CANCEL_GRACE_MS).unref();
+      if (abort) setTimeout(abort, CANCEL_GRACE_MS).unref();
     }
     return true;
   }
@@ -269,7 +271,7 @@ class Service implements JobManager {
     const running = this.store.running();
     this.scheduler.abandonAll(this.o.clock.wall(), "E_MANAGER_STOPPED");
     for (const job of running) this.settle(job);
-    for (const abort of this.aborts.values()) abort.abort();
+    for (const abort of [...this.aborts.values()]) abort();
   }
 
   // ---- the parts ----
@@ -289,10 +291,9 @@ class Service implements JobManager {
   }
 
   private run(job: Job, inv: Invocation): void {
-    const abort = new AbortController();
-    this.aborts.set(inv.id, abort);
     const order = { worker: inv.worker, invocation: inv.id, action: job.action, kind: inv.kind, arguments: job.arguments, timeoutMs: inv.timeoutMs };
-    runInvocation(this.o.link, order, { onOutput: (chunk) => this.outputs.append(job.id, inv.worker, chunk), signal: abort.signal })
+    const hooks = { onOutput: (chunk: OutputChunk) => this.outputs.append(job.id, inv.worker, chunk), abortable: (abort: () => void) => this.aborts.set(inv.id, abort) };
+    runInvocation(this.o.link, order, hooks)
       .then((outcome) => {
         if (outcome.partial) this.outputs.markPartial(job.id, inv.worker);
         for (const stream of ["stdout", "stderr"] as const) {

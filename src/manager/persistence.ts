@@ -1,4 +1,5 @@
 import type { Registry } from "../core/registry.js";
+import type { PersistedJobs } from "../jobs/store.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { loadState, saveState } from "./state-file.js";
@@ -17,7 +18,7 @@ export class StateKeeper {
   /** The file's `jobs` field as loaded, for the job service to restore. */
   loadedJobs: unknown = undefined;
   /** What to save as `jobs`, once the job service is up. */
-  jobs: { export(): unknown } | null = null;
+  jobs: { export(): PersistedJobs } | null = null;
   private lastSaveMs = 0;
   private readonly periodic: NodeJS.Timeout;
 

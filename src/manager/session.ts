@@ -27,10 +27,9 @@ export interface SessionContext {
 
 type Phase = "awaiting-hello" | "open" | "closed";
 
-/** The worker's labels with the certificate's over them, key by key. */
-export function mergeLabels(own: Labels, fromCertificate: Labels): Labels {
-  for (const _ in fromCertificate) return { ...own, ...fromCertificate };
-  return own;
+/** The certificate's labels were given by the operator's token: a worker cannot say otherwise about those keys. */
+function withCertificateLabels(own: Labels, fromCert: Labels): Labels {
+  return Object.keys(fromCert).length === 0 ? own : { ...own, ...fromCert };
 }
 
 /**
@@ -243,8 +242,7 @@ export class WorkerSession {
       sessionId: this.sessionId,
       hostname: hello.hostname,
       agentVersion: hello.agentVersion,
-      // The certificate's labels were given by the operator's token; the worker's own do not override them.
-      labels: mergeLabels(hello.labels, this.certLabels),
+      labels: withCertificateLabels(hello.labels, this.certLabels),
       platform: hello.platform,
       address: this.address,
       certNotBefore: this.held.notBefore,

@@ -1,17 +1,20 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runInNewContext } from "node:vm";
 import { after, before, describe, it } from "node:test";
+import { caPin } from "../../src/pki/pin.js";
+import { formatJoinString } from "../../src/protocol/join.js";
 import { ManagerProc, tempDir, useCerts } from "../helpers/fleet.js";
 import { Proc } from "../helpers/processes.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const UNIT = join(REPO, "systemd", "mcp-fleet-worker.service");
 const INSTALL = join(REPO, "scripts", "install-worker.sh");
+const JOIN_DROP_IN = join(REPO, "systemd", "mcp-fleet-worker-join.conf");
 const hasAnalyze = spawnSync("systemd-analyze", ["--version"]).status === 0;
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log("# skipping the ownership and no-home-directory checks: they need root (CI runs as root)");
@@ -223,8 +226,11 @@ describe("scripts/install-worker.sh (into a temporary root: systemd is not PID 1
     }
   });
 
+  /** The root after a three-files install, to show that a host switched back from joining is exactly that again. */
+  let threeFiles = new Map<string, string>();
   it("is idempotent: a second run leaves the same files", () => {
     const before = tree(root);
+    threeFiles = before;
     const r = install();
     assert.equal(r.status, 0, r.stderr);
     const afterRun = tree(root);
@@ -239,10 +245,107 @@ describe("scripts/install-worker.sh (into a temporary root: systemd is not PID 1
     assert.match(r.stderr, /do not belong together/);
   });
 
+  const joinString = () => formatJoinString({ token: { id: "inst01", secret: "abcdefghijklmnopqrstuvwx" }, pin: caPin(readFileSync(fx.certs.ca)) });
+  const installJoin = (...args: string[]) => spawnSync("bash", [INSTALL, "--root", root, ...args], { encoding: "utf8" });
+  /** What systemd makes of StateDirectory=mcp-fleet under DynamicUser, with an identity the agent enrolled. */
+  const fakeEnrolledState = () => {
+    mkdirSync(join(root, "var/lib/private/mcp-fleet"), { recursive: true, mode: 0o700 });
+    for (const f of ["ca.pem", "worker.pem", "worker-key.pem"]) writeFileSync(join(root, "var/lib/private/mcp-fleet", f), `${f}\n`, { mode: 0o600 });
+    if (!existsSync(join(root, "var/lib/mcp-fleet"))) symlinkSync("private/mcp-fleet", join(root, "var/lib/mcp-fleet"));
+  };
+
+  it("--join with --cert, or a malformed join string, is refused with the agent's own message, before installing anything", () => {
+    const before = tree(root);
+    const { cert } = fx.certs.worker("inst1");
+    const both = installJoin("--join", joinString(), "--cert", cert);
+    assert.equal(both.status, 2, both.stderr);
+    assert.match(both.stderr, /--join replaces --ca, --cert and --key/);
+    for (const bad of ["mcpf1:inst01.short:sha256:abc", joinString().replace("mcpf1", "mcpf2"), `${joinString()}\nMCP_FLEET_CA=/tmp/evil.pem`]) {
+      const r = installJoin("--join", bad);
+      assert.equal(r.status, 2, `${bad}: ${r.stdout}${r.stderr}`);
+      // parseJoinString's message, word for word, and never the secret.
+      assert.match(r.stderr, /--join: a join string looks like mcpf1:<6 of a-z0-9>\.<24 of a-z0-9>:sha256:<64 hex>/);
+      assert.doesNotMatch(r.stderr, /abcdefghijklmnopqrstuvwx/);
+    }
+    assert.deepEqual(tree(root), before, "nothing changed");
+  });
+
+  it("--join: the string alone, root-only, and a drop-in that hands it to the agent with a state directory; the three files are gone", () => {
+    const r = installJoin("--join", `  ${joinString()}  `, "--manager", "wss://127.0.0.1:7443", "--no-mdns");
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stdout + r.stderr, /abcdefghijklmnopqrstuvwx/, "the secret is never printed");
+    const mode = (p: string) => (statSync(join(root, p)).mode & 0o777).toString(8);
+    assert.deepEqual(readdirSync(join(root, "etc/mcp-fleet/credentials")), ["join"]);
+    assert.equal(mode("etc/mcp-fleet/credentials"), "700");
+    assert.equal(mode("etc/mcp-fleet/credentials/join"), "600");
+    if (isRoot) assert.equal(statSync(join(root, "etc/mcp-fleet/credentials/join")).uid, 0);
+    assert.equal(readFileSync(join(root, "etc/mcp-fleet/credentials/join"), "utf8"), `${joinString()}\n`, "blanks from copy-paste trimmed");
+
+    // The unit stays the three-files unit; the drop-in swaps the credentials and adds the state directory.
+    const unitPath = "etc/systemd/system/mcp-fleet-worker.service";
+    assert.equal(tree(root).get(unitPath), threeFiles.get(unitPath), "the unit is the three-files unit, unchanged");
+    const dropIn = readFileSync(join(root, "etc/systemd/system/mcp-fleet-worker.service.d/join.conf"), "utf8");
+    assert.equal(dropIn, readFileSync(JOIN_DROP_IN, "utf8"));
+    assert.equal(mode("etc/systemd/system/mcp-fleet-worker.service.d/join.conf"), "644");
+    const settings = dropIn.split("\n").filter((l) => /^[A-Z]/.test(l));
+    assert.deepEqual(settings, [
+      "LoadCredential=",
+      "LoadCredential=join:/etc/mcp-fleet/credentials/join",
+      "Environment=",
+      "Environment=MCP_FLEET_JOIN_FILE=%d/join MCP_FLEET_STATE_DIR=%S/mcp-fleet",
+      "StateDirectory=mcp-fleet",
+      "StateDirectoryMode=0700",
+    ]);
+    assert.match(readFileSync(join(root, "etc/mcp-fleet/worker.env"), "utf8"), /^MCP_FLEET_MANAGER="wss:\/\/127\.0\.0\.1:7443"$/m);
+    if (hasAnalyze) {
+      // verify and security read the drop-in beside the unit, as systemd does.
+      const unit = join(root, "etc/systemd/system/mcp-fleet-worker.service");
+      const v = spawnSync("systemd-analyze", ["verify", unit], { encoding: "utf8" });
+      assert.equal(v.status, 0, v.stderr);
+      assert.doesNotMatch(v.stderr, /join\.conf/, "no warning about the drop-in");
+      const out = execFileSync("systemd-analyze", ["security", "--offline=true", unit], { encoding: "utf8" });
+      const level = Number(/Overall exposure level for mcp-fleet-worker\.service: ([\d.]+)/.exec(out)?.[1]);
+      assert.ok(level <= 2.5, `exposure ${level} with the join drop-in`);
+    }
+
+    // Once the agent enrolled, running the installer again (the string from stdin this time, out of the process
+    // list) keeps its identity and says so.
+    fakeEnrolledState();
+    const again = spawnSync("bash", [INSTALL, "--root", root, "--join", "-"], { encoding: "utf8", input: `${joinString()}\n` });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /already holds an enrolled identity in \/var\/lib\/mcp-fleet/);
+    assert.ok(existsSync(join(root, "var/lib/private/mcp-fleet/worker-key.pem")), "the enrolled key is kept");
+    assert.equal(readFileSync(join(root, "etc/mcp-fleet/credentials/join"), "utf8"), `${joinString()}\n`);
+  });
+
+  it("back to the three files: exactly the three-files install again, the join string, drop-in and enrolled identity removed", () => {
+    const r = install();
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!existsSync(join(root, "var/lib/private/mcp-fleet")) && !existsSync(join(root, "var/lib/mcp-fleet")), "no enrolled identity left");
+    assert.ok(!existsSync(join(root, "etc/systemd/system/mcp-fleet-worker.service.d")), "no drop-in directory left");
+    // --join wrote its own settings (--manager); the three-files run kept them, so only worker.env may differ.
+    const now = tree(root);
+    now.delete("etc/mcp-fleet/worker.env");
+    const was = new Map(threeFiles);
+    was.delete("etc/mcp-fleet/worker.env");
+    assert.deepEqual(now, was);
+  });
+
   it("--uninstall leaves nothing behind", () => {
+    fakeEnrolledState();
     const r = spawnSync("bash", [INSTALL, "--root", root, "--uninstall"], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual([...tree(root).keys()], []);
     assert.ok(!existsSync(join(root, "opt/mcp-fleet")) && !existsSync(join(root, "etc/mcp-fleet")));
+    assert.ok(!existsSync(join(root, "var/lib/private/mcp-fleet")) && !lstatExists(join(root, "var/lib/mcp-fleet")), "the state directory is removed");
   });
 });
+
+function lstatExists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

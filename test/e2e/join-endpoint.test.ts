@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { connect as netConnect } from "node:net";
 import { connect, type PeerCertificate, type TLSSocket } from "node:tls";
@@ -24,7 +24,7 @@ import {
   type JoinRefusal,
 } from "../../src/protocol/join.js";
 import { ManagerProc, makeCerts, tempDir, type CertSet } from "../helpers/fleet.js";
-import { killAll, runCli } from "../helpers/processes.js";
+import { killAll, Proc, runCli } from "../helpers/processes.js";
 import { rawClient } from "../helpers/raw-client.js";
 
 interface Reply {
@@ -171,6 +171,15 @@ describe("the join endpoint", () => {
     assert.equal(joined.serial, cert.serialNumber.toLowerCase());
     const file = await readJoinFile(tokensPath);
     assert.equal(file.tokens.find((t) => t.id === token.id)?.used, 1, "the use is counted in the file");
+
+    // The joined host is a worker like any other: the manager takes its certificate.
+    const certFile = join(certs.dir, "joiner.pem");
+    const keyFile = join(certs.dir, "joiner-key.pem");
+    writeFileSync(certFile, answer.certificate);
+    writeFileSync(keyFile, keyPem, { mode: 0o600 });
+    const worker = new Proc("worker joiner", ["worker", "--ca", certs.ca, "--cert", certFile, "--key", keyFile, "--manager", manager.url, "--no-mdns"]);
+    await manager.waitFor((l) => l.msg === "worker connected" && l.worker === "joiner", 10_000, "joiner connected", from);
+    await worker.stop();
 
     // The same token again: its one use is gone.
     const again = await post((await joinRequest({ token, requestedId: "joiner-2" })).body, { from: fromNew() });

@@ -13,7 +13,8 @@ describe("the manager paused for 60 s (SIGSTOP) and resumed", () => {
   before(async () => {
     manager = await ManagerProc.start(fx.certs);
     for (const id of [...live, "victim"]) workers.set(id, startWorker(fx.certs, id, manager.url));
-    for (const id of [...live, "victim"]) await manager.waitForState(id, "healthy", 5000);
+    // Setup, not the assertion: a generous bound, since another test file may be starting its processes too.
+    for (const id of [...live, "victim"]) await manager.waitForState(id, "healthy", 30_000);
   });
 
   it("marks no live worker unhealthy; one killed during the stall is unhealthy within two intervals of resuming", async (t) => {

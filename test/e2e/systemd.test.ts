@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { createLogger } from "../../src/log.js";
 import { startManager, type Manager } from "../../src/manager/manager.js";
 import type { RunResult } from "../../src/protocol/actions.js";
-import { useCerts } from "../helpers/fleet.js";
+import { makeCerts, tempDir, useCerts, type CertSet } from "../helpers/fleet.js";
 import { McpManager } from "../helpers/mcp-client.js";
 import { Container, SYSTEMD_ROOT, systemdUnavailable } from "../helpers/nspawn.js";
-import type { LogLine } from "../helpers/processes.js";
+import { runCli, type LogLine } from "../helpers/processes.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const UNIT = "mcp-fleet-worker.service";
@@ -67,11 +67,15 @@ describe("the worker unit under a real systemd (a minimal Debian host in systemd
   let manager: McpManager | undefined;
   /** The manager the actions are asked of: in this process, on loopback, speaking the wire as the MCP tools do. */
   let wire: Manager | undefined;
+  /** A manager that enrolls joining hosts, with a fleet of its own in a directory the container cannot see. */
+  let enrolling: { manager: McpManager; certs: CertSet; cleanup: () => Promise<void> } | undefined;
   // Registered before useCerts' own clean-up, so the container is gone before its certificate directory is.
   after(async () => {
     await box?.poweroff();
     manager?.kill();
+    enrolling?.manager.kill();
     await wire?.close();
+    await enrolling?.cleanup();
   });
   const fx = useCerts("systemd", ["sd1"], { before, after });
   let untouched = "";
@@ -236,7 +240,8 @@ describe("the worker unit under a real systemd (a minimal Debian host in systemd
     assert.equal(await dummy("ActiveState"), "active");
   });
 
-  it("--uninstall leaves nothing behind: no files, no unit, no user", async () => {
+  /** The file system as it was before the install, no unit, no dynamic user, no system user. */
+  const assertUninstalled = async () => {
     const r = await box!.try("/src/scripts/install-worker.sh --uninstall");
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const now = new Set((await box!.sh(SNAPSHOT)).split("\n"));
@@ -249,5 +254,83 @@ describe("the worker unit under a real systemd (a minimal Debian host in systemd
     assert.equal(units.stdout.trim(), "", "systemd knows no mcp-fleet unit");
     assert.equal((await box!.sh("ls /run/systemd/dynamic-uid 2>/dev/null | grep mcp-fleet || true")).trim(), "", "no dynamic user left allocated");
     assert.notEqual((await box!.try("getent passwd mcp-fleet-worker")).code, 0, "nor the system user --allow-restart created");
+  };
+
+  it("--uninstall leaves nothing behind: no files, no unit, no user", () => assertUninstalled());
+
+  // The host is bare again (shown just above). From here on it is given nothing but a join string.
+  let joinedId = "";
+  const STATE = "/var/lib/private/mcp-fleet";
+  const joinedTransition = (to: string, from: number, timeoutMs: number) =>
+    untilLine(enrolling!.manager, (l) => l.event === "transition" && l.worker === joinedId && l.to === to, timeoutMs, `${joinedId} ${to}`, from, journal);
+
+  it("a bare host given only a join string through the installer joins by itself: healthy within 15 s of the unit starting, its key in its state directory alone", async (t) => {
+    const dir = await tempDir("systemd-enrolling");
+    const certs = await makeCerts(dir.path, [], "joined");
+    enrolling = {
+      certs,
+      cleanup: dir.cleanup,
+      manager: await McpManager.start(certs, ["--ca-key", join(certs.dir, "ca-key.pem"), "--tokens", join(certs.dir, "tokens.json"), "--cert-lifetime", "1h"]),
+    };
+    const made = await runCli(["token", "create", "--dir", certs.dir, "--ttl", "10m", "--uses", "1"]);
+    assert.equal(made.code, 0, made.stderr);
+    const joinString = made.stdout.trim();
+    assert.match(joinString, /^mcpf1:[a-z0-9]{6}\.[a-z0-9]{24}:sha256:[0-9a-f]{64}$/);
+    // The id a joining worker asks for: its host name's first label (nspawn names an ephemeral machine uniquely).
+    joinedId = (await box!.sh("hostname")).trim().split(".")[0]!.toLowerCase();
+
+    const from = enrolling.manager.lines.length;
+    const r = await box!.try(`/src/scripts/install-worker.sh --join '${joinString}' --manager ${enrolling.manager.url} --no-mdns`);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    // The installer's last step is `systemctl restart`, which returns once the agent runs.
+    const started = performance.now();
+    const joined = await untilLine(enrolling.manager, (l) => l.msg === "host joined" && l.id === joinedId, 30_000, "host joined", from, journal);
+    await joinedTransition("healthy", from, 30_000);
+    const tookMs = Math.round(performance.now() - started);
+    t.diagnostic(`joined (serial ${String(joined.serial)}) and healthy ${tookMs} ms after the unit started`);
+    assert.ok(tookMs <= 15_000, `healthy ${tookMs} ms after the unit started`);
+
+    // The enrolled identity: in the state directory, the key 0600 and the service's own (dynamic) user's.
+    const uid = (await box!.sh(`stat -c %u /proc/${await mainPid()}`)).trim();
+    assert.ok(Number(uid) >= 61184 && Number(uid) <= 65519, `a dynamic uid: ${uid}`);
+    assert.equal((await box!.sh(`stat -c '%a %u' ${STATE}`)).trim(), `700 ${uid}`);
+    assert.equal((await box!.sh(`stat -c '%a %u' ${STATE}/worker-key.pem`)).trim(), `600 ${uid}`);
+    assert.equal((await box!.sh(`readlink /var/lib/mcp-fleet`)).trim(), "private/mcp-fleet", "systemd's link to the private state directory");
+    assert.equal(await box!.sh(`cat ${STATE}/ca.pem`), readFileSync(certs.ca, "utf8"), "the CA it trusts is the pinned fleet CA");
+    const check = await box!.try(`/usr/bin/node /opt/mcp-fleet/dist/cli/main.js certs check --ca ${STATE}/ca.pem --cert ${STATE}/worker.pem --key ${STATE}/worker-key.pem`);
+    assert.equal(check.code, 0, `the certificate is the key's, signed by the CA: ${check.stdout}${check.stderr}`);
+    assert.match(check.stdout, new RegExp(joinedId));
+
+    // The private key exists nowhere else: not elsewhere on the host, not in any of the manager's files.
+    const keyLine = (await box!.sh(`sed -n 2p ${STATE}/worker-key.pem`)).trim();
+    assert.ok(keyLine.length >= 40, "a line of the key's base64");
+    const holders = (await box!.try(`grep -rlF -e '${keyLine}' /etc /opt /root /home /srv /tmp /var /run 2>/dev/null`)).stdout.trim().split("\n");
+    assert.deepEqual(holders, [`${STATE}/worker-key.pem`]);
+    const managerFiles = (readdirSync(certs.dir, { recursive: true }) as string[]).map((f) => join(certs.dir, f)).filter((f) => statSync(f).isFile());
+    assert.ok(managerFiles.some((f) => f.endsWith("tokens.json")), `the manager's files: ${managerFiles.join(", ")}`);
+    assert.deepEqual(managerFiles.filter((f) => readFileSync(f, "utf8").includes(keyLine)), [], "no manager file holds the worker's key");
+    assert.deepEqual((await box!.sh("ls /etc/mcp-fleet/credentials")).trim().split("\n"), ["join"], "no identity files were given");
   });
+
+  it("a restart reconnects with the stored identity, without the token (used up by the join)", async () => {
+    assert.ok(joinedId, "the host joined");
+    const tokens = await runCli(["token", "list", "--dir", enrolling!.certs.dir, "--json"]);
+    assert.equal(tokens.code, 0, tokens.stderr);
+    const [token] = JSON.parse(tokens.stdout) as Array<{ status: string; used: number; uses: number }>;
+    assert.deepEqual({ status: token?.status, used: token?.used, uses: token?.uses }, { status: "exhausted", used: 1, uses: 1 });
+    const key = await box!.sh(`cat ${STATE}/worker-key.pem`);
+    const pid = await mainPid();
+
+    const from = enrolling!.manager.lines.length;
+    await box!.sh(`systemctl restart ${UNIT}`);
+    await joinedTransition("offline", from, 10_000);
+    await joinedTransition("healthy", from, 30_000);
+    assert.notEqual(await mainPid(), pid, "a new agent process");
+    const asked = enrolling!.manager.lines.slice(from).filter((l) => l.msg === "host joined" || l.msg === "join refused");
+    assert.deepEqual(asked, [], "it did not ask to join again");
+    assert.equal(await box!.sh(`cat ${STATE}/worker-key.pem`), key, "the same key");
+    assert.equal(await show("NRestarts"), "0", "no restart loop");
+  });
+
+  it("--uninstall of a joined host removes its enrolled identity too: nothing left behind", () => assertUninstalled());
 });

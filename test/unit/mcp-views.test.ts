@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { defaultDataDir } from "../../src/config/paths.js";
 import type { HealthState } from "../../src/core/health.js";
 import type { RegistrySnapshot, WorkerView } from "../../src/core/registry.js";
+import type { PersistedJobs } from "../../src/jobs/store.js";
 import { loadState, saveState } from "../../src/manager/state-file.js";
 import { describeTransition } from "../../src/mcp/notifications.js";
 import { z } from "zod";
@@ -208,6 +209,28 @@ describe("state file and data directory", () => {
       const corrupt = loadState(path, new Date(0));
       assert.equal(corrupt.kind, "corrupt");
       assert.match((corrupt as { movedTo: string }).movedTo, /state\.json\.corrupt-1970-01-01T00-00-00-000Z$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("writes a state a piece at a time, byte for byte what one JSON.stringify of it would be", () => {
+    const worker = (id: string) => ({ id, hostname: "h", agentVersion: "1", labels: {}, platform: { os: "linux", arch: "x64", release: "6" }, address: null, firstSeen: 1, lastSeen: 2, state: "healthy" as const, reasons: [], certSerial: null });
+    const snapshot = { workers: [worker("w1"), worker("w2")], events: [{ seq: 1, at: 3, worker: "w1", from: null, to: "healthy" as const, reasons: [] }] };
+    const invocation = (worker: string, tail: string) => ({ worker, id: `j-${worker}`, status: "succeeded" as const, kind: "command" as const, timeoutMs: 1, exitCode: 0, signal: null, durationMs: 0, startedAt: null, endedAt: null, stdout: { tail, bytes: tail.length, truncated: false }, stderr: { tail: "", bytes: 0, truncated: false }, structured: undefined, finishedAt: 5 });
+    const job = (id: string, invocations: ReturnType<typeof invocation>[]) => ({ id, action: "a", arguments: { x: "\u2028\"" }, target: { all: true as const }, client: { name: "c", version: "1" }, createdAt: 1, endedAt: null, cancelled: false, maxConcurrency: 1, maxErrors: 0, timeoutMs: 1, invocations });
+    // A large output comes out in several writes.
+    const jobs = { jobs: [job("j1", [invocation("w1", "é".repeat(200_000)), invocation("w2", "x\n")]), job("j2", []), job("j3", [invocation("w2", "y".repeat(300_000))])] };
+    const at = new Date(0);
+    const whole = (s: unknown, j?: unknown) => JSON.stringify({ version: 2, savedAt: at.toISOString(), ...(s as object), ...(j === undefined ? {} : { jobs: j }) });
+    const dir = mkdtempSync(join(tmpdir(), "mcp-fleet-state-"));
+    try {
+      const path = join(dir, "state.json");
+      const cases: Array<[RegistrySnapshot, PersistedJobs | undefined]> = [[snapshot, jobs], [snapshot, undefined], [{ workers: [], events: [] }, { jobs: [] }]];
+      for (const [s, j] of cases) {
+        saveState(path, s, at, j);
+        assert.equal(readFileSync(path, "utf8"), whole(s, j));
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
