@@ -105,6 +105,18 @@ describe("manager candidates from mDNS", () => {
     assert.equal(c.next(), "wss://10.0.0.66:7443");
   });
 
+  it("a joining worker, which knows only a pin, takes managers announcing its prefix, whatever their fleet id", () => {
+    const withPin = (p: Peer, pin?: string): Peer => ({ ...p, announcement: { ...p.announcement, pin } });
+    const b = browserWith([
+      withPin(peer("ours", "10.0.0.1", "ffffffffffffffff"), "aaaaaaaaaaaaaaaa"),
+      withPin(peer("theirs", "10.0.0.2"), "bbbbbbbbbbbbbbbb"),
+      peer("unpinned", "10.0.0.3"),
+      withPin(peer("a-worker", "10.0.0.4", undefined, "worker"), "aaaaaaaaaaaaaaaa"),
+    ]);
+    const c = new ManagerCandidates((a) => a.pin === "aaaaaaaaaaaaaaaa", b as unknown as FleetBrowser);
+    assert.deepEqual(c.urls(), ["wss://10.0.0.1:7443"]);
+  });
+
   it("prefers IPv4 and brackets IPv6", () => {
     const b = browserWith([{ ...peer("v6", "fd00::1"), addresses: ["fe80::1", "fd00::1"] }]);
     const c = new ManagerCandidates("0123456789abcdef", b as unknown as FleetBrowser);

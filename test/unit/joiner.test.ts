@@ -85,7 +85,7 @@ describe("joiner: the join loop against one manager", () => {
     assert.equal(statSync(o.paths.key).mode & 0o777, 0o600);
     assert.equal(existsSync(o.paths.pendingKey), false);
     assert.equal(loadEnrolledIdentity(o.paths).status, "valid");
-    assert.equal((s.requests[0]!.body as { waitMs: number }).waitMs, 20_000);
+    assert.deepEqual(s.requests.map((r) => (r.body as { waitMs: number }).waitMs), [0, 20_000, 20_000], "the first ask learns the request id at once");
   });
 
   it("refused: logged with code and manager, retried no sooner than retryAfterMs", async () => {

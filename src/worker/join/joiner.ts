@@ -105,7 +105,10 @@ export async function joinFleet(o: JoinerOptions): Promise<TlsMaterial | null> {
       continue;
     }
     const startedAt = performance.now();
-    const got: JoinAttempt = await askToJoin(url, o.join, { requestedId: o.requestedId, hostname: o.hostname, csr: csrPem, waitMs: JOIN_WAIT_MS }, o.signal, o.ask);
+    // The first ask does not wait, so the request's id (what an operator approves) is logged at once; after it
+    // the manager holds each ask until the request is decided or the wait is up.
+    const waitMs = waitingFor === null ? 0 : JOIN_WAIT_MS;
+    const got: JoinAttempt = await askToJoin(url, o.join, { requestedId: o.requestedId, hostname: o.hostname, csr: csrPem, waitMs }, o.signal, o.ask);
     current = null;
     switch (got.status) {
       case "aborted":
