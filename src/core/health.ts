@@ -70,8 +70,9 @@ export function lateBoundMs(policy: HealthPolicy): number {
 
 /**
  * How close to its expiry a certificate is a warning: `certWarnMs`, or a quarter of the certificate's life if that
- * is shorter. An enrolled certificate is renewed at about two thirds of its life, so a renewing worker never
- * reaches the warning; one whose renewal is overdue does. A hand-issued year-long one keeps the configured bound.
+ * is shorter. The life is known only for a worker the manager renews (its session said `renewable`): renewed at
+ * about two thirds of its life, it never reaches the warning, and one whose renewal is overdue does. A hand-issued
+ * certificate keeps the configured bound, whatever its life.
  */
 export function certWarnThresholdMs(policy: HealthPolicy, lifetimeMs: number | null | undefined): number {
   return lifetimeMs !== null && lifetimeMs !== undefined && lifetimeMs > 0 ? Math.min(policy.certWarnMs, lifetimeMs / 4) : policy.certWarnMs;

@@ -245,7 +245,9 @@ export class WorkerSession {
       labels: withCertificateLabels(hello.labels, this.certLabels),
       platform: hello.platform,
       address: this.address,
-      certNotBefore: this.held.notBefore,
+      // Only a renewing worker's warning follows its certificate's life (certWarnThresholdMs): a hand-issued one
+      // is nobody's to renew, so it warns at --cert-warn however short it was issued.
+      certNotBefore: this.renewable ? this.held.notBefore : null,
       certNotAfter: this.held.notAfter,
       certSerial: this.serialNumber,
     });
