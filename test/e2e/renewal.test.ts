@@ -45,7 +45,7 @@ describe("certificate renewal over a live session", () => {
       port: 0,
       heartbeatIntervalMs: 500,
       missedHeartbeats: 20,
-      enrollment: { issuer, lifetimeMs: RENEWED_LIFE_MS },
+      enrollment: { issuer, lifetimeMs: RENEWED_LIFE_MS, tokensPath: join(dir, "tokens.json") },
       log,
     });
   });
