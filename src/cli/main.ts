@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
-import { isFleetError, errorMessage } from "../errors.js";
+import { isFleetError, errorMessage, type FleetErrorCode } from "../errors.js";
 import { VERSION } from "../version.js";
 import { certsCommand } from "./certs.js";
 import { managerCommand } from "./manager.js";
+import { tokenCommand } from "./token.js";
 import { workerCommand } from "./worker.js";
 
 const program = new Command("mcp-fleet")
@@ -11,12 +12,15 @@ const program = new Command("mcp-fleet")
   .description("a fleet of worker hosts, their live health, and MCP tools to ask about them")
   .showHelpAfterError()
   .addCommand(certsCommand())
+  .addCommand(tokenCommand())
   .addCommand(managerCommand())
   .addCommand(workerCommand());
 
 // Usage errors exit 2 like every other bad input, instead of commander's own process.exit(1).
 const withSubcommands = (c: Command): Command[] => [c, ...c.commands.flatMap(withSubcommands)];
 for (const c of withSubcommands(program)) c.exitOverride();
+
+const USER_ERRORS: readonly FleetErrorCode[] = ["E_CONFIG", "E_CERT", "E_CERT_EXISTS", "E_UNKNOWN_REQUEST"];
 
 try {
   await program.parseAsync(process.argv);
@@ -25,8 +29,8 @@ try {
     // commander already printed the message (or the help, or the version).
     process.exit(err.exitCode === 0 ? 0 : 2);
   }
-  // Bad settings and refused certificate operations are the user's to fix: one clear line, exit 2.
-  if (isFleetError(err, "E_CONFIG") || isFleetError(err, "E_CERT") || isFleetError(err, "E_CERT_EXISTS")) {
+  // Bad settings, refused certificate operations and unknown join requests are the user's to fix: one clear line, exit 2.
+  if (isFleetError(err) && USER_ERRORS.includes(err.code)) {
     console.error(`mcp-fleet: ${err.message}`);
     process.exit(2);
   }

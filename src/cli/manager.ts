@@ -1,9 +1,12 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Command } from "commander";
 import { z } from "zod";
 import { fields, flag, loadConfig } from "../config/load.js";
-import { createLogger } from "../log.js";
+import { createLogger, type Logger } from "../log.js";
+import { loadIssuer, type Issuer } from "../enroll/issuer.js";
+import { tokensPathBesideCa } from "../enroll/token-file.js";
+import { readCertificate } from "../pki/identity.js";
 import { startManager } from "../manager/manager.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { DEFAULT_STATE_HINT, defaultStateFile } from "../config/paths.js";
@@ -33,6 +36,11 @@ const schema = z.object({
   maxInvocations: fields.positiveInt(1_000_000),
   maxWorkerInvocations: fields.positiveInt(64),
   jobHistory: fields.positiveInt(100_000),
+  caKey: fields.optionalPath,
+  tokens: fields.optionalPath,
+  certLifetime: duration({ min: 60_000, max: 365 * 86_400_000 }),
+  maxJoinRequests: fields.positiveInt(100_000),
+  joinRate: z.coerce.number().int().min(0).max(1_000_000),
   logLevel: logLevelField,
 });
 
@@ -63,6 +71,11 @@ export function managerCommand(): Command {
     .addOption(flag("--max-invocations <n>", "action invocations in flight over the whole fleet at once", "1000"))
     .addOption(flag("--max-worker-invocations <n>", "action invocations in flight on one worker at once, over all jobs", "4"))
     .addOption(flag("--job-history <n>", "finished jobs kept, and saved in the state file (and at most 7 days)", "500"))
+    .addOption(flag("--ca-key <file>", "fleet CA private key, to enroll joining hosts and renew certificates (default: ca-key.pem beside --ca; unreadable: no enrollment)"))
+    .addOption(flag("--tokens <file>", "join tokens and join requests (default: tokens.json beside --ca)"))
+    .addOption(flag("--cert-lifetime <duration>", "lifetime of the certificates this manager issues to joining and renewing hosts", "7d"))
+    .addOption(flag("--max-join-requests <n>", "join requests waiting for approval at once", "100"))
+    .addOption(flag("--join-rate <n>", "join requests a minute from one address, after a burst of 2x (0: no limit)", "10"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -70,6 +83,7 @@ export function managerCommand(): Command {
       // `certs init` writes crl.pem beside ca.pem; revocation should work without anyone remembering a flag.
       const besideCa = join(dirname(o.ca), "crl.pem");
       const crl = o.crl ?? (existsSync(besideCa) ? besideCa : undefined);
+      const issuer = await managerIssuer(o.ca, o.caKey ?? join(dirname(o.ca), "ca-key.pem"), o.cert, log);
       const manager = await startManager({
         tls: { ca: o.ca, cert: o.cert, key: o.key, crl },
         host: o.host,
@@ -87,6 +101,13 @@ export function managerCommand(): Command {
         maxInvocations: o.maxInvocations,
         maxWorkerInvocations: o.maxWorkerInvocations,
         jobHistory: o.jobHistory,
+        enrollment: {
+          issuer,
+          lifetimeMs: o.certLifetime,
+          tokensPath: o.tokens ?? tokensPathBesideCa(o.ca),
+          maxPending: o.maxJoinRequests,
+          joinRate: o.joinRate,
+        },
         limits: {
           handshakeTimeoutMs: o.handshakeTimeout,
           helloTimeoutMs: o.helloTimeout,
@@ -110,4 +131,18 @@ export function managerCommand(): Command {
       process.stdin.once("end", () => stop("stdin closed"));
       await mcp.server.connect(new StdioServerTransport());
     });
+}
+
+/**
+ * The CA's issuer for this manager's fleet, or null (logged by loadIssuer) without a usable CA key. A manager
+ * certificate that cannot be read is left for startManager to report.
+ */
+async function managerIssuer(caPath: string, caKeyPath: string, certPath: string, log: Logger): Promise<Issuer | null> {
+  let fleet: string | undefined;
+  try {
+    fleet = readCertificate(readFileSync(certPath)).identity?.fleet;
+  } catch {
+    return null;
+  }
+  return fleet ? loadIssuer({ caPath, caKeyPath, fleet, log }) : null;
 }

@@ -12,12 +12,13 @@ export interface Announcer {
 
 const silent: Announcer = { workers: () => [], stop: () => Promise.resolve() };
 
-export function startAnnouncing(o: { enabled: boolean; port: number; fleetId: string; log: Logger }): Announcer {
+/** `pin`: the first 16 hex digits of the CA pin, so a joining host knows its fleet's managers before it dials. */
+export function startAnnouncing(o: { enabled: boolean; port: number; fleetId: string; pin?: string; log: Logger }): Announcer {
   if (!o.enabled) return silent;
   const publisher = new Publisher({
     name: `mcp-fleet manager on ${hostname().split(".")[0]}`,
     port: o.port,
-    announcement: { role: "manager", fleet: o.fleetId, protocol: PROTOCOL_VERSION },
+    announcement: { role: "manager", fleet: o.fleetId, protocol: PROTOCOL_VERSION, ...(o.pin ? { pin: o.pin } : {}) },
     log: o.log,
   });
   const browser = new FleetBrowser({ log: o.log });

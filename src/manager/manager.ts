@@ -14,16 +14,18 @@ import { CloseCode } from "../protocol/close-codes.js";
 import type { CallOptions } from "../protocol/correlator.js";
 import { MAX_FRAME_BYTES } from "../protocol/messages.js";
 import { METHODS, type MethodName, type MethodParams, type MethodResult } from "../protocol/methods.js";
-import { gateUnauthorized, managerServerOptions, type TlsPaths } from "../tls/contexts.js";
-import { SessionAdmission } from "./admission.js";
+import { gateUnauthorized, isJoinSocket, managerServerOptions, type TlsPaths } from "../tls/contexts.js";
+import { MAX_RATE_IDS, SessionAdmission } from "./admission.js";
 import { startAnnouncing } from "./announce.js";
 import { Chores } from "./chores.js";
+import { joinRequestHandler } from "./join-endpoint.js";
 import { loadCredentials } from "./credentials.js";
 import { FrontDoor } from "./front-door.js";
 import { DEFAULT_LIMITS, type SessionLimits } from "./limits.js";
 import { PaceController } from "./pace-controller.js";
 import { StateKeeper } from "./persistence.js";
 import type { CrlUpdate } from "./revocation.js";
+import { SessionRate } from "./session-rate.js";
 import { SessionTable } from "./session-table.js";
 import { shutDown } from "./shutdown.js";
 import { TICKET_LIFETIME_MS } from "./ticket-keys.js";
@@ -32,6 +34,9 @@ import type { JobService } from "../jobs/api.js";
 import { createJobService } from "../jobs/service.js";
 import type { JoinService } from "../enroll/api.js";
 import { NO_ENROLLMENT } from "../enroll/disabled.js";
+import type { Issuer } from "../enroll/issuer.js";
+import { createEnrollmentService } from "../enroll/service.js";
+import { caPin, pinPrefix } from "../pki/pin.js";
 
 export { WORKER_PATH } from "./upgrade.js";
 
@@ -62,6 +67,12 @@ export interface ManagerOptions {
   jobHistory?: number;
   /** Output kept of all invocations at once (default 256 MiB); past it the oldest finished jobs' goes first. */
   outputBudgetBytes?: number;
+  /**
+   * Hosts joining by themselves (src/enroll/): the CA's issuer (null: no CA key, joins are refused), the lifetime
+   * of the certificates it issues (joins and renewals), the join file, the cap on requests waiting for approval,
+   * and join requests a minute per source address (a burst of twice that; 0: no limit). None: joins are refused.
+   */
+  enrollment?: { issuer: Issuer | null; lifetimeMs: number; tokensPath: string; maxPending?: number; joinRate?: number };
   /** Announce on mDNS and watch worker announcements (off unless asked for: tests and embedders opt in). */
   mdns?: boolean;
   clock?: Clock;
@@ -69,6 +80,8 @@ export interface ManagerOptions {
 }
 
 export const DEFAULT_RESTART_GRACE_MS = 30_000;
+export const DEFAULT_CERT_LIFETIME_MS = 7 * 86_400_000;
+export const DEFAULT_JOIN_RATE = 10;
 
 export interface Manager {
   readonly registry: Registry;
@@ -172,7 +185,22 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
     throttle.warn("tls-failed", { address: socket.remoteAddress, code: err.code, err: err.message.trim() }, "TLS handshake failed");
   });
-  server.on("request", (_req, res) => {
+  const enrollment = createEnrollmentService({
+    tokensPath: options.enrollment?.tokensPath ?? "",
+    issuer: options.enrollment?.issuer ?? null,
+    lifetimeMs: options.enrollment?.lifetimeMs ?? DEFAULT_CERT_LIFETIME_MS,
+    maxPending: options.enrollment?.maxPending,
+    clock: options.clock,
+    log,
+    // A replace token took an id: the CRL on disk lists the old certificates now; their sessions end at once.
+    onRevoked: () => void revocations?.reload("certificates replaced by a join"),
+  });
+  await enrollment.start();
+  const joinRate = options.enrollment?.joinRate ?? DEFAULT_JOIN_RATE;
+  const joinRates = new SessionRate(joinRate, 2 * joinRate, MAX_RATE_IDS);
+  const onJoin = joinRequestHandler({ service: enrollment, rate: joinRates, door, throttle, log, bodyTimeoutMs: limits.helloTimeoutMs });
+  server.on("request", (req, res) => {
+    if (isJoinSocket(req.socket as TLSSocket)) return onJoin(req, res);
     res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
     res.end(`mcp-fleet manager: workers connect with a WebSocket upgrade at ${WORKER_PATH}\n`);
   });
@@ -193,12 +221,18 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   };
   server.on("upgrade", upgradeHandler({ wss, door, admission, sessions, context, log, throttle }));
 
-  const chores = new Chores({ registry, door, pace, sessions, rate: admission.rate });
+  const rate = {
+    expire: () => {
+      admission.rate.expire();
+      joinRates.expire();
+    },
+  };
+  const chores = new Chores({ registry, door, pace, sessions, rate });
   chores.start();
   const port = await door.listen(options.port, options.host);
   revocations?.watch();
   const fleetId = fleetIdFromCa(material.ca);
-  const announcer = startAnnouncing({ enabled: Boolean(options.mdns), port, fleetId, log });
+  const announcer = startAnnouncing({ enabled: Boolean(options.mdns), port, fleetId, pin: pinPrefix(caPin(material.ca)), log });
   log.info(
     {
       port,
@@ -249,7 +283,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   return {
     registry,
     jobs,
-    joins: NO_ENROLLMENT,
+    joins: enrollment.enabled ? enrollment : NO_ENROLLMENT,
     port,
     fleet: material.self.identity.fleet,
     fleetId,
@@ -266,7 +300,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     },
     request: link.request,
     close() {
-      closing ??= shutDown({ jobs, chores, pace, door, sessions, wss, revocations, announcer, keeper, throttle, log });
+      closing ??= shutDown({ jobs, enrollment, chores, pace, door, sessions, wss, revocations, announcer, keeper, throttle, log });
       return closing;
     },
   };

@@ -1,5 +1,5 @@
 /**
- * New sessions per worker id, as token buckets: `burst` at once, refilled at `perMinute`. An identity that
+ * New sessions per worker id (and join requests per source address), as token buckets: `burst` at once, refilled at `perMinute`. An identity that
  * reconnects in a loop is refused before its `hello`, so it cannot fill the registry's history or the log.
  *
  * Bounded: at most `maxIds` buckets. A bucket that has refilled is the same as none and is dropped by `expire`;
@@ -34,6 +34,14 @@ export class SessionRate {
     if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;
     return true;
+  }
+
+  /** How long until `id` has a token again (0: it has one now). */
+  retryAfterMs(id: string): number {
+    const bucket = this.buckets.get(id);
+    if (this.perMinute <= 0 || !bucket) return 0;
+    const tokens = this.refilled(bucket, this.now());
+    return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / this.perMinute) * 60_000);
   }
 
   /** Drops the buckets that have refilled. Call it now and then; a walk over at most `maxIds` entries. */

@@ -14,6 +14,8 @@ const CLOSE_WAIT_MS = 500;
 
 export interface RunningParts {
   jobs: { stop(): void };
+  /** Hosts waiting on a join request are answered `pending` as it stops. */
+  enrollment: { stop(): void };
   chores: Chores;
   pace: PaceController;
   door: FrontDoor;
@@ -51,6 +53,7 @@ function sessionsGone(sessions: SessionTable, ms: number): Promise<void> {
 export async function shutDown(p: RunningParts): Promise<void> {
   // First: nothing more starts, and what still runs is lost (its sessions end now); the saved jobs say so.
   p.jobs.stop();
+  p.enrollment.stop();
   p.chores.stop();
   p.pace.stop();
   const stopped = p.door.stopAccepting();

@@ -5,7 +5,7 @@ import type { WebSocket, WebSocketServer } from "ws";
 import type { Logger } from "../log.js";
 import type { LogThrottle } from "../log-throttle.js";
 import { closeReason, type AppCloseCode } from "../protocol/close-codes.js";
-import { peerCertificate } from "../tls/contexts.js";
+import { isJoinSocket, peerCertificate } from "../tls/contexts.js";
 import type { SessionAdmission } from "./admission.js";
 import type { FrontDoor } from "./front-door.js";
 import type { SessionTable } from "./session-table.js";
@@ -35,6 +35,11 @@ function refuse(ws: WebSocket, code: AppCloseCode, detail: string): void {
   setTimeout(() => ws.terminate(), 2000).unref();
 }
 
+/** The peer's address as people write it: listening dual-stack, IPv4 peers arrive as ::ffff:a.b.c.d. */
+export function peerAddress(socket: TLSSocket): string | null {
+  return socket.remoteAddress?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "") ?? null;
+}
+
 /**
  * The https server's `upgrade` listener: a TLS connection that asked for the worker endpoint becomes a
  * WebSocket, and, if the admission lets it, a worker session waiting for its `hello`.
@@ -43,6 +48,12 @@ export function upgradeHandler(p: UpgradeParts): (req: IncomingMessage, socket: 
   return (req, rawSocket, head) => {
     const socket = rawSocket as TLSSocket;
     p.door.upgraded(socket);
+    if (isJoinSocket(socket)) {
+      // No certificate: such a connection may ask to join, never become a session.
+      p.throttle.warn("join-upgrade", { address: peerAddress(socket) }, "refused: upgrade on a join connection (no client certificate)");
+      socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n", () => socket.destroy());
+      return;
+    }
     const path = new URL(req.url ?? "/", "https://manager").pathname;
     if (path !== WORKER_PATH) {
       socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
@@ -62,8 +73,7 @@ export function upgradeHandler(p: UpgradeParts): (req: IncomingMessage, socket: 
       socket.destroy();
       return;
     }
-    // Listening dual-stack, IPv4 peers arrive as ::ffff:a.b.c.d; people and tools expect a.b.c.d.
-    const address = socket.remoteAddress?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "") ?? null;
+    const address = peerAddress(socket);
     p.wss.handleUpgrade(req, socket, head, (ws) => {
       const refusal = p.admission.judge({
         identity: cert.identity,

@@ -6,10 +6,10 @@ import type { ActionSummary, Client, JobService, Plan } from "../jobs/api.js";
 import { errorMessage } from "../errors.js";
 import type { Manager } from "../manager/manager.js";
 import { ANSWER_MAX_CHARS, CAPS, clip, fitRows } from "./answer-budget.js";
-import { CONFIRMATION_TTL_MS, type Confirmations, type Refusal } from "./confirmations.js";
+import { CONFIRMATION_TTL_MS, type Confirmations, planBinding, type Refusal, STALE_TOKEN } from "./confirmations.js";
 import { jobAnswer } from "./job-tools.js";
 import { ListActionsOutput, planOut, RunActionOutput, someIds } from "./job-views.js";
-import { answer, labelFilter, readOnly, stateFilter, toolError, workerId } from "./tool-kit.js";
+import { answer, canAskUser, labelFilter, readOnly, stateFilter, toolError, workerId } from "./tool-kit.js";
 import { planErrorText, runRequest, TargetInput } from "./run-request.js";
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -98,8 +98,7 @@ function clientOf(server: McpServer): Client {
 }
 
 const REFUSALS: Record<Exclude<Refusal, "unknown">, string> = {
-  reused: "this token was used already",
-  expired: `this token has expired (tokens are valid ${CONFIRMATION_TTL_MS / 60_000} minutes)`,
+  ...STALE_TOKEN,
   mismatched: "this token confirms another plan (action, arguments, targets or their definitions differ)",
 };
 
@@ -109,12 +108,12 @@ const REFUSALS: Record<Exclude<Refusal, "unknown">, string> = {
  */
 async function confirmed(server: McpServer, confirmations: Confirmations, plan: Plan, token: string | undefined, extra: Extra): Promise<CallToolResult | null> {
   if (token !== undefined) {
-    const refusal = confirmations.redeem(token, plan);
+    const refusal = confirmations.redeem(token, planBinding(plan));
     if (refusal === null) return null;
     if (refusal !== "unknown") return toolError(`E_CONFIRMATION: ${REFUSALS[refusal]}; nothing ran. Call run_action without confirm for a new plan and token.`);
   }
-  if (server.server.getClientCapabilities()?.elicitation?.form !== undefined) return elicit(server, plan, extra);
-  const issued = confirmations.issue(plan);
+  if (canAskUser(server)) return elicit(server, plan, extra);
+  const issued = confirmations.issue(planBinding(plan));
   return answer("run_action", RunActionOutput, {
     confirmation: { token: issued.token, expiresAt: new Date(issued.expiresAt).toISOString(), plan: planOut(plan) },
   });

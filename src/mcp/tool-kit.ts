@@ -1,3 +1,4 @@
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { HEALTH_STATES } from "../core/health.js";
@@ -65,6 +66,11 @@ export function pageAnswer<R, S extends z.ZodType>(tool: string, schema: S, p: P
     rows = rows.slice(0, -1);
     cut = true;
   }
+}
+
+/** Whether the client can put a question to its user (form elicitation); a confirmation then asks instead of issuing a token. */
+export function canAskUser(server: McpServer): boolean {
+  return server.server.getClientCapabilities()?.elicitation?.form !== undefined;
 }
 
 export function toolError(message: string): CallToolResult {

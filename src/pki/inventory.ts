@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
-import { open, readFile, rename, rm, stat, writeFile, chmod } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { FleetError } from "../errors.js";
 import { ROLES } from "./identity.js";
+import { lockedUpdate, type LockedFile } from "./locked-update.js";
 
 /**
  * Every certificate `mcp-fleet certs` has issued from this directory, so that revoking an id reaches each of
@@ -47,45 +48,20 @@ export async function readInventory(path: string): Promise<Inventory> {
   return parsed.data;
 }
 
-/** Swapped in atomically: a reader (or a crash) sees the old inventory or the new one, never half of one. */
-async function writeInventory(path: string, inventory: Inventory): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(inventory, null, 2)}\n`, { mode: MODE });
-  await chmod(tmp, MODE);
-  await rename(tmp, path);
-}
-
-const LOCK_WAIT_MS = 10_000;
-// A lock older than this was left by a command that died: every change under it takes milliseconds.
-const LOCK_STALE_MS = 30_000;
+const inventoryFile = (path: string): LockedFile<Inventory> => ({
+  path,
+  read: readInventory,
+  serialize: (inventory) => `${JSON.stringify(inventory, null, 2)}\n`,
+  mode: MODE,
+  busy: { code: "E_CERT", holder: "another mcp-fleet certs command" },
+});
 
 /**
  * Runs `change` with the inventory of `path` and writes what it returns, one command at a time: two `certs`
  * commands racing would otherwise lose one's certificate from the inventory, and so from a later revocation.
  */
 export async function updateInventory<T>(path: string, change: (inventory: Inventory) => Promise<T>): Promise<T> {
-  const lock = `${path}.lock`;
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    try {
-      await (await open(lock, "wx")).close();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
-      if (age > LOCK_STALE_MS) await rm(lock, { force: true });
-      else if (Date.now() > deadline) throw new FleetError("E_CERT", `${lock} is held by another mcp-fleet certs command`);
-      else await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  try {
-    const inventory = await readInventory(path);
-    const result = await change(inventory);
-    await writeInventory(path, inventory);
-    return result;
-  } finally {
-    await rm(lock, { force: true });
-  }
+  return lockedUpdate(inventoryFile(path), change);
 }
 
 export function entryFor(

@@ -3,6 +3,7 @@ import { X509Certificate, type KeyObject } from "node:crypto";
 import type { ServerOptions } from "node:https";
 import { createSecureContext, type ConnectionOptions, type PeerCertificate, type TLSSocket } from "node:tls";
 import { FleetError, errorMessage } from "../errors.js";
+import { JOIN_SERVERNAME } from "../protocol/join.js";
 import { signedBy } from "./signed-by.js";
 import { describeCertificate, describePeerCertificate, identityFromSubjectAltName, type CertificateFacts, type Identity, type Role } from "../pki/identity.js";
 
@@ -60,8 +61,12 @@ export function loadTlsMaterial(paths: TlsPaths, role: Role): TlsMaterial {
  * The manager's listener: only the fleet CA is trusted, and a client certificate is requested. The decision is
  * made by `gateUnauthorized` as soon as the handshake ends, not by OpenSSL: with rejectUnauthorized Node drops
  * the socket without saying why, and an operator needs the reason (expired, revoked, unknown CA) in the log.
+ *
+ * A client that names JOIN_SERVERNAME gets the join context instead: the same key and trust, but the chain up to
+ * the CA, because a joining host has only the CA's pin and must see the CA's certificate to check it.
  */
 export function managerServerOptions(m: TlsMaterial): ServerOptions {
+  const join = joinContext(m);
   return {
     ca: m.ca,
     cert: m.cert,
@@ -75,7 +80,22 @@ export function managerServerOptions(m: TlsMaterial): ServerOptions {
     // Node derives the default from the command line, so a manager restarted with other flags could not resume
     // its predecessor's sessions. Fixed per role; tickets are only readable with this manager's keys anyway.
     sessionIdContext: "mcp-fleet-manager",
+    // No context: the default one. Names are compared exactly, so only the join name leaves the worker path.
+    SNICallback: (servername, callback) => callback(null, servername === JOIN_SERVERNAME ? join : undefined),
   };
+}
+
+function joinContext(m: TlsMaterial) {
+  const chain = Buffer.concat([m.cert, Buffer.from("\n"), m.ca]);
+  return createSecureContext({ ca: m.ca, cert: chain, key: m.key, minVersion: "TLSv1.2" });
+}
+
+/** Sockets with no client certificate that named JOIN_SERVERNAME: they may ask to join and nothing else. */
+const joinSockets = new WeakSet<TLSSocket>();
+
+/** Whether `gateUnauthorized` let this socket in to the join endpoint only (it has no client certificate). */
+export function isJoinSocket(socket: TLSSocket): boolean {
+  return joinSockets.has(socket);
 }
 
 /** The verified client certificate of a socket, from the end of its handshake until `peerCertificate` takes it. */
@@ -90,6 +110,10 @@ const verified = new WeakMap<TLSSocket, CertificateFacts>();
  * manager trusted; given `caKey` (the fleet CA's public key), its certificate must be signed by that key, as a
  * full handshake's would. The ticket keys are also replaced when the CA changes (ticket-keys.ts); this check holds
  * even if a key file is carried over by hand.
+ *
+ * A socket with no client certificate at all is let through only when it named JOIN_SERVERNAME, and is marked
+ * as a join socket (`isJoinSocket`): the manager's HTTP handlers then let it post a join request and nothing else.
+ * A certificate presented on such a connection is judged like any other.
  */
 export function gateUnauthorized(
   server: { prependListener(event: "secureConnection", fn: (socket: TLSSocket) => void): unknown },
@@ -116,6 +140,7 @@ export function gateUnauthorized(
       }
     }
     const peer = socket.getPeerX509Certificate();
+    if (!peer && socket.servername === JOIN_SERVERNAME) return void joinSockets.add(socket);
     const reason = socket.authorizationError ? String(socket.authorizationError) : "no client certificate";
     onRefused({
       address: socket.remoteAddress,
