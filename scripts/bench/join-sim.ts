@@ -9,7 +9,8 @@
  */
 import { X509Certificate } from "node:crypto";
 import { request } from "node:https";
-import { connect, createSecureContext, type PeerCertificate, type TLSSocket } from "node:tls";
+import { connect as tcpConnect } from "node:net";
+import { connect, createSecureContext, type DetailedPeerCertificate, type TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
 import { createCsr } from "../../src/pki/csr.js";
 import { identityFromSubjectAltName } from "../../src/pki/identity.js";
@@ -45,11 +46,16 @@ function loopbackAddress(n: number): string {
   return `127.0.${1 + Math.floor(n / 250)}.${1 + (n % 250)}`;
 }
 
+/** A TCP connection from the host's own loopback address. */
+function fromOwnAddress(h: Host, host: string, port: number) {
+  return tcpConnect({ host, port, localAddress: h.address });
+}
+
 /** The pin check the agent makes before it sends: a CA in the chain with the pinned key signed a manager's leaf. */
-function pinned(peer: PeerCertificate, pin: string): string | null {
+function pinned(peer: DetailedPeerCertificate, pin: string): string | null {
   const chain: X509Certificate[] = [];
   const seen = new Set<string>();
-  for (let c: PeerCertificate | undefined = peer; c?.raw && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
+  for (let c: DetailedPeerCertificate | undefined = peer; c?.raw && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
     seen.add(c.fingerprint256);
     chain.push(new X509Certificate(c.raw));
   }
@@ -66,7 +72,7 @@ function pinned(peer: PeerCertificate, pin: string): string | null {
 /** One join exchange: TLS, pin, POST, answer. */
 function askToJoin(h: Host, host: string, port: number, join: JoinString): Promise<JoinAnswer> {
   return new Promise((resolve, reject) => {
-    const socket: TLSSocket = connect({ host, port, localAddress: h.address, servername: JOIN_SERVERNAME, rejectUnauthorized: false, timeout: CONNECT_TIMEOUT_MS });
+    const socket: TLSSocket = connect({ socket: fromOwnAddress(h, host, port), servername: JOIN_SERVERNAME, rejectUnauthorized: false, timeout: CONNECT_TIMEOUT_MS });
     socket.once("timeout", () => socket.destroy(new Error("join connect timed out")));
     socket.once("error", reject);
     socket.once("secureConnect", () => {
@@ -132,7 +138,7 @@ function session(h: Host, host: string, port: number, certPem: string, caPem: st
     perMessageDeflate: false,
     maxPayload: MAX_FRAME_BYTES,
     handshakeTimeout: CONNECT_TIMEOUT_MS,
-    createConnection: () => connect({ host, port, localAddress: h.address, secureContext: ctx, checkServerIdentity: () => undefined }),
+    createConnection: () => connect({ socket: fromOwnAddress(h, host, port), secureContext: ctx, checkServerIdentity: () => undefined }),
   } as ConstructorParameters<typeof WebSocket>[2]);
   h.ws = ws;
   ws.on("open", () =>

@@ -32,7 +32,7 @@ export function spkiSha256(keyPem: string | Buffer): string {
  */
 export async function craftCsr(o: { subject: string; uris?: string[]; dns?: string[] }): Promise<{ csrPem: string; keyPem: string }> {
   const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
   const names = [...(o.uris ?? []).map((value) => ({ type: "url" as const, value })), ...(o.dns ?? []).map((value) => ({ type: "dns" as const, value }))];
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: o.subject,
