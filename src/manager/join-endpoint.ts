@@ -102,6 +102,7 @@ export function joinRequestHandler(p: JoinEndpointParts): (req: IncomingMessage,
     fields: { address: string | null; tokenId?: string; requestedId?: string },
     message: string = JOIN_REFUSAL_TEXT[code],
     retryAfterMs?: number,
+    status: number = JOIN_REFUSAL_STATUS[code],
   ) => {
     if (code === "too_many_pending") {
       const now = performance.now();
@@ -112,7 +113,7 @@ export function joinRequestHandler(p: JoinEndpointParts): (req: IncomingMessage,
     } else {
       p.throttle.warn(`join-refused-${code}`, { ...fields, code }, "join refused");
     }
-    send(res, JOIN_REFUSAL_STATUS[code], { status: "refused", code, message: fit(message), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
+    send(res, status, { status: "refused", code, message: fit(message), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
   };
 
   return (req, res) => {
@@ -140,8 +141,9 @@ export function joinRequestHandler(p: JoinEndpointParts): (req: IncomingMessage,
       body = await readBody(req, MAX_JOIN_BODY_BYTES, p.bodyTimeoutMs);
     } catch (err) {
       if (err instanceof BodyTooLarge) {
-        refuse(res, "bad_request", { address }, `${JOIN_REFUSAL_TEXT.bad_request}: body over ${MAX_JOIN_BODY_BYTES} bytes`);
-        // The rest of the body is not read: the connection ends with the answer.
+        refuse(res, "bad_request", { address }, `${JOIN_REFUSAL_TEXT.bad_request}: body over ${MAX_JOIN_BODY_BYTES} bytes`, undefined, 413);
+        // The rest of the body is not kept: the connection ends with the answer.
+        req.resume();
         res.on("finish", () => req.socket.destroy());
       } else {
         p.throttle.warn("join-body", { address, err: errorMessage(err) }, "join request body not read");

@@ -1,8 +1,10 @@
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API loaded first.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { createPrivateKey, randomBytes, webcrypto } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes, webcrypto } from "node:crypto";
+import type { Labels } from "../protocol/messages.js";
 import { identityUri, type Identity } from "./identity.js";
+import { labelUris } from "./labels-san.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -13,7 +15,6 @@ type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const KEY_ALG = { name: "ECDSA", namedCurve: "P-256" } as const;
 const SIGN_ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const DAY = 86_400_000;
-// Backdating absorbs small clock differences between the host that issues and the hosts that verify.
 const BACKDATE_MS = 5 * 60_000;
 
 export interface Pem {
@@ -23,6 +24,7 @@ export interface Pem {
 
 export interface IssuedCertificate extends Pem {
   serialNumber: string;
+  notBefore: Date;
   notAfter: Date;
 }
 
@@ -46,8 +48,13 @@ async function importSigningKey(pem: string): Promise<CryptoKey> {
   return (await webcrypto.subtle.importKey("pkcs8", der, KEY_ALG, false, ["sign"])) as CryptoKey;
 }
 
-function validity(days: number, now = Date.now()): { notBefore: Date; notAfter: Date } {
-  return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + days * DAY) };
+/**
+ * Backdating absorbs small clock differences between the host that issues and the hosts that verify; a
+ * certificate meant to live minutes (tests, very short enrolled lifetimes) is backdated a tenth of its life, so
+ * its renewal point is not already behind it when it is issued.
+ */
+function validity(lifetimeMs: number, now = Date.now()): { notBefore: Date; notAfter: Date } {
+  return { notBefore: new Date(now - Math.min(BACKDATE_MS, Math.floor(lifetimeMs / 10))), notAfter: new Date(now + lifetimeMs) };
 }
 
 export async function createCa(options: { fleet: string; days: number }): Promise<Pem> {
@@ -55,7 +62,7 @@ export async function createCa(options: { fleet: string; days: number }): Promis
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
     name: `CN=mcp-fleet CA ${options.fleet}, O=mcp-fleet`,
-    ...validity(options.days),
+    ...validity(options.days * DAY),
     keys,
     signingAlgorithm: SIGN_ALG,
     extensions: [
@@ -67,61 +74,104 @@ export async function createCa(options: { fleet: string; days: number }): Promis
   return { certPem: cert.toString("pem"), keyPem: await privateKeyPem(keys.privateKey) };
 }
 
-/**
- * Issues a leaf certificate for a manager or a worker. A worker may only authenticate as a TLS client; the
- * manager serves TLS and may also be a client (as Consul server certificates are), so presenting it on the
- * worker endpoint reaches the role check and is refused there with its own close code.
- */
-export async function issueCertificate(options: {
-  ca: Pem;
+/** A CA ready to sign: its certificate parsed and its key imported once, for an issuer that signs many. */
+export interface CaSigner {
+  cert: x509.X509Certificate;
+  key: CryptoKey;
+}
+
+export async function caSigner(ca: Pem): Promise<CaSigner> {
+  return { cert: new x509.X509Certificate(ca.certPem), key: await importSigningKey(ca.keyPem) };
+}
+
+export interface LeafOptions {
   identity: Identity;
-  days: number;
   dnsNames?: string[];
   ipAddresses?: string[];
-  /** Overrides for certificates that are deliberately not valid now (tests of expiry handling). */
-  notBefore?: Date;
-  notAfter?: Date;
-}): Promise<IssuedCertificate> {
-  const caCert = new x509.X509Certificate(options.ca.certPem);
-  const caKey = await importSigningKey(options.ca.keyPem);
-  const keys = await generateKeys();
-  const { role, id } = options.identity;
+  /** Labels carried in the certificate (see labels-san.ts). */
+  labels?: Labels;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/**
+ * The one leaf certificate this project issues, whoever made the key. A worker may only authenticate as a TLS
+ * client; the manager serves TLS and may also be a client (as Consul server certificates are), so presenting it
+ * on the worker endpoint reaches the role check and is refused there with its own close code.
+ */
+async function buildLeaf(signer: CaSigner, publicKey: CryptoKey, o: LeafOptions): Promise<x509.X509Certificate> {
+  const caCert = signer.cert;
+  const { role, id } = o.identity;
   const usages =
     role === "manager" ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth] : [x509.ExtendedKeyUsage.clientAuth];
   const names: x509.JsonGeneralNames = [
-    { type: "url", value: identityUri(options.identity) },
-    ...(options.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
-    ...(options.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
+    { type: "url", value: identityUri(o.identity) },
+    ...labelUris(o.labels ?? {}).map((value) => ({ type: "url" as const, value })),
+    ...(o.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
+    ...(o.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
   ];
-  const serial = serialNumber();
-  const span = validity(options.days);
-  const notBefore = options.notBefore ?? span.notBefore;
-  const notAfter = options.notAfter ?? span.notAfter;
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial,
+  return x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
     subject: `CN=${id}, OU=${role}, O=mcp-fleet`,
     issuer: caCert.subject,
-    notBefore,
+    notBefore: o.notBefore,
     // A leaf never outlives its CA: verification would fail after the CA expires anyway.
-    notAfter: notAfter < caCert.notAfter ? notAfter : caCert.notAfter,
-    publicKey: keys.publicKey,
-    signingKey: caKey,
+    notAfter: o.notAfter < caCert.notAfter ? o.notAfter : caCert.notAfter,
+    publicKey,
+    signingKey: signer.key,
     signingAlgorithm: SIGN_ALG,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension(usages, false),
       new x509.SubjectAlternativeNameExtension(names, false),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.SubjectKeyIdentifierExtension.create(publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
     ],
   });
-  return {
-    certPem: cert.toString("pem"),
-    keyPem: await privateKeyPem(keys.privateKey),
-    serialNumber: serial,
-    notAfter: cert.notAfter,
-  };
+}
+
+function issued(cert: x509.X509Certificate): { certPem: string; serialNumber: string; notBefore: Date; notAfter: Date } {
+  return { certPem: cert.toString("pem"), serialNumber: cert.serialNumber.toLowerCase(), notBefore: cert.notBefore, notAfter: cert.notAfter };
+}
+
+/** Issues a leaf certificate with a new key, for `mcp-fleet certs` (the key is written beside it). */
+export async function issueCertificate(options: {
+  ca: Pem;
+  identity: Identity;
+  days: number;
+  dnsNames?: string[];
+  ipAddresses?: string[];
+  labels?: Labels;
+  /** Overrides for certificates that are deliberately not valid now (tests of expiry handling). */
+  notBefore?: Date;
+  notAfter?: Date;
+}): Promise<IssuedCertificate> {
+  const keys = await generateKeys();
+  const span = validity(options.days * DAY);
+  const cert = await buildLeaf(await caSigner(options.ca), keys.publicKey, {
+    ...options,
+    notBefore: options.notBefore ?? span.notBefore,
+    notAfter: options.notAfter ?? span.notAfter,
+  });
+  return { ...issued(cert), keyPem: await privateKeyPem(keys.privateKey) };
+}
+
+/**
+ * Issues a certificate for a public key someone else holds (a CSR's): the host keeps its private key. The
+ * lifetime is in milliseconds, since enrolled certificates may be meant to live minutes.
+ */
+export async function issueForPublicKey(options: {
+  signer: CaSigner;
+  publicKeyPem: string;
+  identity: Identity;
+  lifetimeMs: number;
+  labels?: Labels;
+}): Promise<Omit<IssuedCertificate, "keyPem">> {
+  const spki = createPublicKey(options.publicKeyPem).export({ format: "der", type: "spki" });
+  const publicKey = (await webcrypto.subtle.importKey("spki", spki, KEY_ALG, true, ["verify"])) as CryptoKey;
+  const cert = await buildLeaf(options.signer, publicKey, { ...options, ...validity(options.lifetimeMs) });
+  return issued(cert);
 }
 
 export interface RevokedEntry {

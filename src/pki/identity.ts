@@ -1,6 +1,8 @@
 import { X509Certificate } from "node:crypto";
 import type { PeerCertificate } from "node:tls";
-import { WORKER_ID_PATTERN } from "../protocol/messages.js";
+import { WORKER_ID_PATTERN, type Labels } from "../protocol/messages.js";
+import { labelsFromSubjectAltName } from "./labels-san.js";
+import { subjectAltNameUris } from "./san.js";
 
 export const ROLES = ["manager", "worker"] as const;
 export type Role = (typeof ROLES)[number];
@@ -29,14 +31,12 @@ export function parseIdentityUri(uri: string): Identity | null {
 }
 
 /**
- * Reads the identity from Node's `subjectAltName` text ("DNS:a, URI:spiffe://..."). Node quotes entries that hold
- * separators as JSON strings, so both forms are read. More than one identity URI is ambiguous and refused.
+ * Reads the identity from Node's `subjectAltName` text ("DNS:a, URI:spiffe://..."). More than one identity URI
+ * is ambiguous and refused.
  */
 export function identityFromSubjectAltName(san: string | undefined): Identity | null {
-  if (!san) return null;
   const found: Identity[] = [];
-  for (const m of san.matchAll(/URI:(?:"((?:[^"\\]|\\.)*)"|([^,\s]+))/g)) {
-    const uri = m[1] !== undefined ? (JSON.parse(`"${m[1]}"`) as string) : m[2]!;
+  for (const uri of subjectAltNameUris(san)) {
     const id = parseIdentityUri(uri);
     if (id) found.push(id);
   }
@@ -49,6 +49,8 @@ export interface CertificateFacts {
   notAfter: Date;
   serialNumber: string;
   fingerprint256: string;
+  /** Labels the certificate itself carries (an enrolled host's token labels): they outrank self-reported ones. */
+  labels: Labels;
 }
 
 export function describeCertificate(cert: X509Certificate): CertificateFacts {
@@ -58,6 +60,7 @@ export function describeCertificate(cert: X509Certificate): CertificateFacts {
     notAfter: new Date(cert.validTo),
     serialNumber: cert.serialNumber.toLowerCase(),
     fingerprint256: cert.fingerprint256,
+    labels: labelsFromSubjectAltName(cert.subjectAltName),
   };
 }
 
@@ -72,6 +75,7 @@ export function describePeerCertificate(cert: PeerCertificate): CertificateFacts
     notAfter: new Date(cert.valid_to),
     serialNumber: cert.serialNumber.toLowerCase(),
     fingerprint256: cert.fingerprint256,
+    labels: labelsFromSubjectAltName(cert.subjectaltname),
   };
 }
 

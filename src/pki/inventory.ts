@@ -22,6 +22,10 @@ const Entry = z.object({
   notAfter: z.iso.datetime(),
   issuedAt: z.iso.datetime(),
   revokedAt: z.iso.datetime().nullable(),
+  /** SHA-256 of the certificate's public key (hex): tells a host re-joining with its own key from another host. */
+  keyFingerprint: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** How it was issued: "certs issue", "join", "approval", "renewal". Absent for entries older than this field. */
+  source: z.string().min(1).max(64).optional(),
 });
 export type InventoryEntry = z.infer<typeof Entry>;
 

@@ -6,6 +6,7 @@ import { WORKER_ID_PATTERN } from "../protocol/messages.js";
 import { createCa, createCrl, issueCertificate, readCrl, type Pem, type RevokedEntry } from "./generate.js";
 import { FLEET_NAME_PATTERN, readCertificate } from "./identity.js";
 import { entryFor, readInventory, record, updateInventory, type Inventory, type InventoryEntry } from "./inventory.js";
+import { keyFingerprint } from "./csr.js";
 import { certLayout } from "./layout.js";
 
 const PRIVATE = 0o600;
@@ -114,7 +115,7 @@ export async function issueWorker(options: { dir: string; id: string; days?: num
     // The certificate being replaced stays valid until it expires: it must stay revocable by its id.
     await adoptCurrent(inventory, files.worker(id), id);
     const issued = await issueCertificate({ ca, identity: { fleet, role: "worker", id }, days: options.days ?? 365 });
-    record(inventory, entryFor(readCertificate(issued.certPem), { id, role: "worker" }));
+    record(inventory, { ...entryFor(readCertificate(issued.certPem), { id, role: "worker" }), keyFingerprint: keyFingerprint(issued.keyPem), source: "certs issue" });
     await writeNew(files.workerKey(id), issued.keyPem, PRIVATE, options.force);
     await writeNew(files.worker(id), issued.certPem, PUBLIC, options.force);
     return { id, cert: files.worker(id), key: files.workerKey(id), notAfter: issued.notAfter, serialNumber: issued.serialNumber };
@@ -147,16 +148,28 @@ export interface RevokeResult {
  */
 export async function revokeWorker(options: { dir: string; id: string }): Promise<RevokeResult> {
   const id = validateWorkerId(options.id);
+  const result = await revokeCertificatesOf({ dir: options.dir, ca: await loadCa(options.dir), id });
+  if (!result) throw new FleetError("E_CERT", `no certificate for worker "${id}" in ${options.dir}`);
+  return result;
+}
+
+/**
+ * Revokes the unexpired, unrevoked certificates of worker `id` in the inventory of `dir`, all of them or all but
+ * `keepSerial`, and rewrites the CRL (signed by `ca`). Null when the inventory knows no certificate of `id`.
+ * `certs revoke` and the manager's enrollment (a token that replaces an id) both revoke through here.
+ */
+export async function revokeCertificatesOf(options: { dir: string; ca: Pem; id: string; keepSerial?: string }): Promise<RevokeResult | null> {
+  const { id, ca } = options;
   const files = certLayout(options.dir);
-  const ca = await loadCa(options.dir);
   return updateInventory(files.inventory, async (inventory) => {
     await adoptCurrent(inventory, files.worker(id), id);
     const now = new Date();
     const mine = inventory.certificates.filter((c) => c.role === "worker" && c.id === id);
-    if (mine.length === 0) throw new FleetError("E_CERT", `no certificate for worker "${id}" in ${files.dir}`);
+    if (mine.length === 0) return null;
     const alreadyRevoked = mine.filter((c) => c.revokedAt !== null).map((c) => c.serialNumber);
     const revoked: string[] = [];
     for (const c of mine) {
+      if (c.serialNumber === options.keepSerial) continue;
       if (c.revokedAt === null && Date.parse(c.notAfter) > now.getTime()) {
         c.revokedAt = now.toISOString();
         revoked.push(c.serialNumber);
