@@ -130,13 +130,16 @@ export async function joinBench(n: number, dir: string, say: (s: string) => void
     await watch;
     const stats = merged(replies.map((r) => r.stats));
     const cpuAtWelcomed = cpuSeconds(manager.pid);
+    let counts: Record<string, number> = {};
     await withDeadline(
       "all joined hosts healthy",
       60_000,
       (async () => {
-        while (((await manager.counts()).healthy ?? 0) < n) await sleep(250);
+        while (((counts = await manager.counts()).healthy ?? 0) < n) await sleep(250);
       })(),
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: the manager counts ${JSON.stringify(counts)}; warnings ${JSON.stringify(manager.warnings)}`);
+    });
     const healthyAt = epochNow();
     const result: JoinResult = {
       n,
