@@ -240,6 +240,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
       fleet: material.self.identity.fleet,
       fleetId,
       mdns: Boolean(options.mdns),
+      enrollment: enrollment.enabled,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       missedHeartbeats: options.missedHeartbeats,
     },

@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import type { CertificateFacts, Identity } from "../pki/identity.js";
 import { CloseCode, closeCodeName, closeReason, describeCloseCode, type AppCloseCode } from "../protocol/close-codes.js";
 import { Correlator, type CallOptions } from "../protocol/correlator.js";
-import { decodeWorkerMessage, encode, SUPPORTED_PROTOCOLS, type Hello, type ManagerMessage } from "../protocol/messages.js";
+import { decodeWorkerMessage, encode, SUPPORTED_PROTOCOLS, type Hello, type Labels, type ManagerMessage } from "../protocol/messages.js";
 import type { CollectorError } from "../protocol/metrics.js";
 import { VERSION } from "../version.js";
 import type { LogThrottle } from "../log-throttle.js";
@@ -26,6 +26,12 @@ export interface SessionContext {
 }
 
 type Phase = "awaiting-hello" | "open" | "closed";
+
+/** The worker's labels with the certificate's over them, key by key. */
+export function mergeLabels(own: Labels, fromCertificate: Labels): Labels {
+  for (const _ in fromCertificate) return { ...own, ...fromCertificate };
+  return own;
+}
 
 /**
  * One authenticated worker socket: hello → welcome → heartbeats, requests both ways, goodbye. Anything off-script
@@ -47,6 +53,8 @@ export class WorkerSession {
   /** The client certificate's serial number (lower-case hex), as the CRL lists it. */
   readonly serialNumber: string;
   private readonly certNotAfter: number;
+  /** Labels the certificate carries (a joined host's token labels; most share one empty object). */
+  private readonly certLabels: Labels;
   /** The collector errors last logged for this session, so a repeat is not logged again. */
   private collectorErrors: readonly CollectorError[] = [];
   /** The catalogue hash the worker last named. */
@@ -63,6 +71,7 @@ export class WorkerSession {
   ) {
     this.serialNumber = cert.serialNumber;
     this.certNotAfter = cert.notAfter.getTime();
+    this.certLabels = cert.labels;
     this.helloTimer = setTimeout(() => this.close(CloseCode.HELLO_TIMEOUT), ctx.limits.helloTimeoutMs);
     this.bucket = new TokenBucket(ctx.limits.messagesPerSecond, ctx.limits.messageBurst);
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
@@ -227,7 +236,8 @@ export class WorkerSession {
       sessionId: this.sessionId,
       hostname: hello.hostname,
       agentVersion: hello.agentVersion,
-      labels: hello.labels,
+      // The certificate's labels were given by the operator's token; the worker's own do not override them.
+      labels: mergeLabels(hello.labels, this.certLabels),
       platform: hello.platform,
       address: this.address,
       certNotAfter: this.certNotAfter,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
+import { connect as netConnect } from "node:net";
 import { connect, type PeerCertificate, type TLSSocket } from "node:tls";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -81,6 +82,14 @@ describe("the join endpoint", () => {
       req.end(payload);
     });
 
+  /** TLS to the manager with the join name and no certificate, from `from`. */
+  const joinSocket = (from: string): TLSSocket =>
+    connect({
+      socket: netConnect({ host: "127.0.0.1", port: manager.port, localAddress: from }),
+      servername: JOIN_SERVERNAME,
+      rejectUnauthorized: false,
+    });
+
   const joinRequest = async (o: { token?: { id: string; secret: string }; requestedId: string; csrPem?: string; waitMs?: number }) => {
     const csr = o.csrPem ? { csrPem: o.csrPem, keyPem: "" } : await createCsr({ id: o.requestedId });
     return {
@@ -128,7 +137,7 @@ describe("the join endpoint", () => {
   });
 
   it("presents its chain up to the CA to the join name, whose key is the pin", async () => {
-    const socket: TLSSocket = connect({ host: "127.0.0.1", port: manager.port, servername: JOIN_SERVERNAME, rejectUnauthorized: false, localAddress: fromNew() });
+    const socket = joinSocket(fromNew());
     await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject));
     const leaf = socket.getPeerCertificate(true) as PeerCertificate & { issuerCertificate?: PeerCertificate };
     socket.destroy();
@@ -272,7 +281,7 @@ describe("the join endpoint", () => {
     const other = await post(null, { from: fromNew(), raw: "", path: "/worker", method: "GET" });
     assert.equal(other.status, 404);
     const upgrade = await new Promise<string>((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port: manager.port, servername: JOIN_SERVERNAME, rejectUnauthorized: false, localAddress: fromNew() });
+      const socket = joinSocket(fromNew());
       let text = "";
       socket.on("secureConnect", () =>
         socket.write("GET /worker HTTP/1.1\r\nhost: manager\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),

@@ -187,3 +187,12 @@ describe("join rate per address (SessionRate)", () => {
     assert.equal(rate.take("192.0.2.1"), true);
   });
 });
+
+describe("labels at hello", () => {
+  it("the certificate's labels override the worker's own of the same key; none leaves the worker's as they are", async () => {
+    const { mergeLabels } = await import("../../src/manager/session.js");
+    const own = { zone: "self-said", os: "linux" };
+    assert.deepEqual(mergeLabels(own, { zone: "eu-1", rack: "r7" }), { zone: "eu-1", os: "linux", rack: "r7" });
+    assert.equal(mergeLabels(own, {}), own);
+  });
+});
