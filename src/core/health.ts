@@ -68,6 +68,15 @@ export function lateBoundMs(policy: HealthPolicy): number {
   return 2 * policy.heartbeatIntervalMs;
 }
 
+/**
+ * How close to its expiry a certificate is a warning: `certWarnMs`, or a quarter of the certificate's life if that
+ * is shorter. An enrolled certificate is renewed at about two thirds of its life, so a renewing worker never
+ * reaches the warning; one whose renewal is overdue does. A hand-issued year-long one keeps the configured bound.
+ */
+export function certWarnThresholdMs(policy: HealthPolicy, lifetimeMs: number | null | undefined): number {
+  return lifetimeMs !== null && lifetimeMs !== undefined && lifetimeMs > 0 ? Math.min(policy.certWarnMs, lifetimeMs / 4) : policy.certWarnMs;
+}
+
 /** What is known about a connected worker at one instant. */
 export interface ConnectedFacts {
   /** Time since the last sign of life (hello or heartbeat), or since a manager stall ended if that is later. */
@@ -76,6 +85,8 @@ export interface ConnectedFacts {
   sessionsInFlapWindow: number;
   /** Milliseconds until the client certificate expires; null if unknown. */
   certExpiresInMs: number | null;
+  /** The client certificate's whole life (notAfter − notBefore); null if unknown. */
+  certLifetimeMs?: number | null;
   /** Recent replacements of one session of this id by another, and the addresses they came from. */
   replacementsInWindow: number;
   replacingAddresses: string[];
@@ -132,7 +143,7 @@ export function assessConnected(facts: ConnectedFacts, policy: HealthPolicy): { 
         `${formatDuration(policy.duplicateWindowMs)} (from ${facts.replacingAddresses.join(", ") || "unknown"})`,
     });
   }
-  if (facts.certExpiresInMs !== null && facts.certExpiresInMs < policy.certWarnMs) {
+  if (facts.certExpiresInMs !== null && facts.certExpiresInMs < certWarnThresholdMs(policy, facts.certLifetimeMs)) {
     reasons.push({
       code: "cert_expiring",
       message:

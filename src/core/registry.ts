@@ -40,6 +40,8 @@ export interface SessionInfo {
   address: string | null;
   /** Client certificate expiry, epoch milliseconds. */
   certNotAfter: number | null;
+  /** When the client certificate became valid, epoch milliseconds: with certNotAfter, its life. */
+  certNotBefore?: number | null;
   /** The client certificate's serial number as the CRL lists it: a revocation takes the worker out of the live set. */
   certSerial?: string | null;
 }
@@ -294,6 +296,18 @@ export class Registry {
       this.reassess(rec);
     }
     return { replaced };
+  }
+
+  /**
+   * The worker of this session now holds a renewed certificate (handed over its live session): expiry warnings and
+   * revocation look at the new one. Returns false if the session is not the worker's current one.
+   */
+  certificateRenewed(id: string, sessionId: string, cert: { serial: string; notBefore: number; notAfter: number }): boolean {
+    const rec = this.current(id, sessionId);
+    if (!rec) return false;
+    rec.info = { ...rec.info, certSerial: cert.serial, certNotBefore: cert.notBefore, certNotAfter: cert.notAfter };
+    this.reassess(rec);
+    return true;
   }
 
   /** Returns false if the session is not the worker's current one (a stale or replaced session). */
@@ -618,6 +632,7 @@ export class Registry {
         metrics: rec.metrics,
         sessionsInFlapWindow: countSince(rec.sessionStarts, now - this.policy.flapWindowMs),
         certExpiresInMs: rec.info.certNotAfter === null ? null : rec.info.certNotAfter - this.clock.wall(),
+        certLifetimeMs: rec.info.certNotAfter === null || rec.info.certNotBefore == null ? null : rec.info.certNotAfter - rec.info.certNotBefore,
         replacementsInWindow: countSince(rec.replacements, now - this.policy.duplicateWindowMs),
         replacingAddresses: rec.replacingAddresses,
       },

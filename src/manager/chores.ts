@@ -18,11 +18,13 @@ export interface ChoreParts {
   pace: Pick<PaceController, "repace">;
   sessions: SessionTable;
   rate: Pick<SessionRate, "expire">;
+  /** Certificate renewals of enrolled workers (src/enroll/renewal.ts), when the manager has the CA key. */
+  renewals?: { tick(): void } | null;
 }
 
 /**
  * What the manager does on its own clock. Every tick (100 ms): the registry's due deadlines, and the handshake gate.
- * Every second: the pace. Every ten seconds: sockets silent for ten times the unhealthy bound (half-open or wedged)
+ * Every second: the pace, and the certificate renewals that came due. Every ten seconds: sockets silent for ten times the unhealthy bound (half-open or wedged)
  * are closed, and refilled session-rate buckets are dropped; ten seconds late for such a socket matters less than a
  * walk over the whole fleet every second.
  */
@@ -58,6 +60,7 @@ export class Chores {
     pace.repace(sessions.connected, (ms) => {
       for (const s of sessions) s.pace(ms);
     });
+    this.parts.renewals?.tick();
     if (++this.slowRuns % SWEEP_EVERY_SLOW !== 0) return;
     for (const { id, sessionId } of registry.silentSessions(10 * missedBoundMs(registry.healthPolicy))) {
       const session = sessions.current(id);

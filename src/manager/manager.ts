@@ -37,6 +37,7 @@ import { NO_ENROLLMENT } from "../enroll/disabled.js";
 import type { Issuer } from "../enroll/issuer.js";
 import { createEnrollmentService } from "../enroll/service.js";
 import { caPin, pinPrefix } from "../pki/pin.js";
+import { RenewalScheduler } from "../enroll/renewal.js";
 
 export { WORKER_PATH } from "./upgrade.js";
 
@@ -221,13 +222,17 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   };
   server.on("upgrade", upgradeHandler({ wss, door, admission, sessions, context, log, throttle }));
 
+  const renewing = options.enrollment;
+  const renewals = renewing?.issuer
+    ? new RenewalScheduler({ sessions, registry, issuer: renewing.issuer, lifetimeMs: renewing.lifetimeMs, clock: options.clock ?? systemClock, log })
+    : null;
   const rate = {
     expire: () => {
       admission.rate.expire();
       joinRates.expire();
     },
   };
-  const chores = new Chores({ registry, door, pace, sessions, rate });
+  const chores = new Chores({ registry, door, pace, sessions, rate, renewals });
   chores.start();
   const port = await door.listen(options.port, options.host);
   revocations?.watch();

@@ -27,10 +27,9 @@ export interface SessionContext {
 
 type Phase = "awaiting-hello" | "open" | "closed";
 
-/** The worker's labels with the certificate's over them, key by key. */
-export function mergeLabels(own: Labels, fromCertificate: Labels): Labels {
-  for (const _ in fromCertificate) return { ...own, ...fromCertificate };
-  return own;
+/** The certificate's labels were given by the operator's token: a worker cannot say otherwise about those keys. */
+export function mergeLabels(own: Labels, fromCert: Labels): Labels {
+  return Object.keys(fromCert).length === 0 ? own : { ...own, ...fromCert };
 }
 
 /**
@@ -52,9 +51,15 @@ export class WorkerSession {
   private readonly bucket: TokenBucket;
   /** The client certificate's serial number (lower-case hex), as the CRL lists it. */
   readonly serialNumber: string;
-  private readonly certNotAfter: number;
-  /** Labels the certificate carries (a joined host's token labels; most share one empty object). */
-  private readonly certLabels: Labels;
+  /**
+   * The certificate the worker holds now: the one it connected with, until a renewal over this session hands it
+   * a newer one (the socket keeps the old one until the next connection).
+   */
+  held: { serialNumber: string; notBefore: number; notAfter: number };
+  /** Labels the connection's certificate carries: they outrank the hello's, and a renewal carries them over. */
+  readonly certLabels: Labels;
+  /** The hello said the worker can take a renewed certificate over this session. */
+  renewable = false;
   /** The collector errors last logged for this session, so a repeat is not logged again. */
   private collectorErrors: readonly CollectorError[] = [];
   /** The catalogue hash the worker last named. */
@@ -70,7 +75,7 @@ export class WorkerSession {
     private readonly ctx: SessionContext,
   ) {
     this.serialNumber = cert.serialNumber;
-    this.certNotAfter = cert.notAfter.getTime();
+    this.held = { serialNumber: cert.serialNumber, notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime() };
     this.certLabels = cert.labels;
     this.helloTimer = setTimeout(() => this.close(CloseCode.HELLO_TIMEOUT), ctx.limits.helloTimeoutMs);
     this.bucket = new TokenBucket(ctx.limits.messagesPerSecond, ctx.limits.messageBurst);
@@ -222,6 +227,7 @@ export class WorkerSession {
       return this.close(CloseCode.IDENTITY_MISMATCH, `hello claims "${hello.id}", certificate is "${this.identity.id}"`);
     }
     this.phase = "open";
+    this.renewable = hello.renewable === true;
     // Welcome first: once the registry calls a worker healthy, it must already have been let in. Otherwise a
     // manager paused in between leaves a worker waiting for a welcome that is frozen here, and it gives up.
     this.send({
@@ -236,11 +242,11 @@ export class WorkerSession {
       sessionId: this.sessionId,
       hostname: hello.hostname,
       agentVersion: hello.agentVersion,
-      // The certificate's labels were given by the operator's token; the worker's own do not override them.
       labels: mergeLabels(hello.labels, this.certLabels),
       platform: hello.platform,
       address: this.address,
-      certNotAfter: this.certNotAfter,
+      certNotBefore: this.held.notBefore,
+      certNotAfter: this.held.notAfter,
       certSerial: this.serialNumber,
     });
     // After the registry made this session current, so the replaced session's close is ignored there.
