@@ -23,10 +23,15 @@ export interface LockedFile<D> {
   busy: { code: FleetErrorCode; holder: string };
 }
 
-/** Runs `body` holding `<path>.lock`, waiting up to 10 s for another holder to finish. */
-export async function withFileLock<T>(path: string, busy: LockedFile<unknown>["busy"], body: () => Promise<T>): Promise<T> {
+/** Runs `body` holding `<path>.lock`, waiting up to `waitMs` (10 s) for another holder to finish. */
+export async function withFileLock<T>(
+  path: string,
+  busy: LockedFile<unknown>["busy"],
+  body: () => Promise<T>,
+  waitMs = LOCK_WAIT_MS,
+): Promise<T> {
   const lock = `${path}.lock`;
-  const deadline = Date.now() + LOCK_WAIT_MS;
+  const deadline = Date.now() + waitMs;
   for (;;) {
     try {
       await (await open(lock, "wx")).close();
