@@ -1,14 +1,31 @@
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { Command } from "commander";
 import { z } from "zod";
 import { fields, flag, loadConfig } from "../config/load.js";
-import { FleetError } from "../errors.js";
+import { errorMessage, FleetError } from "../errors.js";
 import { createLogger } from "../log.js";
+import { parseJoinString, type JoinString } from "../protocol/join.js";
+import { WorkerId } from "../protocol/messages.js";
+import { toHostname } from "../protocol/text.js";
 import { startWorker } from "../worker/agent.js";
+import { DEFAULT_STATE_DIR } from "../worker/join/enrolled-identity.js";
+import { startEnrolledWorker, workerIdFromHostname } from "../worker/join/start-enrolled.js";
 import { workerEndpoint } from "../worker/link.js";
 import { duration, labelsField, logLevelField, logLevelFlag, tlsFields, shutdownOn } from "./common.js";
 
 const schema = z.object({
-  ...tlsFields,
+  ca: tlsFields.ca,
+  cert: tlsFields.cert.optional(),
+  key: tlsFields.key.optional(),
+  join: z.string().optional(),
+  joinFile: fields.path.optional(),
+  stateDir: fields.path,
+  workerId: z
+    .string()
+    .transform((s) => s.toLowerCase())
+    .pipe(WorkerId)
+    .optional(),
   manager: z
     .string()
     .refine((u) => {
@@ -31,12 +48,50 @@ const schema = z.object({
   logLevel: logLevelField,
 });
 
+/**
+ * The join string from --join or --join-file, checked before anything starts. It is a secret: errors name the flag
+ * and the expected form, never the text given.
+ */
+function joinString(o: { join?: string; joinFile?: string; cert?: string; key?: string }): JoinString | null {
+  if (o.join !== undefined && o.joinFile !== undefined) {
+    throw new FleetError("E_CONFIG", "invalid settings:\n  --join (MCP_FLEET_JOIN) and --join-file (MCP_FLEET_JOIN_FILE): give one of them");
+  }
+  if ((o.join !== undefined || o.joinFile !== undefined) && (o.cert !== undefined || o.key !== undefined)) {
+    throw new FleetError(
+      "E_CONFIG",
+      "invalid settings:\n  --join/--join-file and --cert/--key: give one or the other; a joining worker is issued its certificate and keeps it in --state-dir",
+    );
+  }
+  if ((o.cert === undefined) !== (o.key === undefined)) {
+    throw new FleetError("E_CONFIG", "invalid settings:\n  --cert (MCP_FLEET_CERT) and --key (MCP_FLEET_KEY): give both, or neither to use --state-dir");
+  }
+  let text = o.join;
+  if (o.joinFile !== undefined) {
+    try {
+      text = readFileSync(o.joinFile, "utf8");
+    } catch (err) {
+      throw new FleetError("E_CONFIG", `invalid settings:\n  --join-file (MCP_FLEET_JOIN_FILE): cannot read ${o.joinFile}: ${errorMessage(err)}`);
+    }
+  }
+  if (text === undefined) return null;
+  const parsed = parseJoinString(text);
+  if (!parsed.ok) {
+    const from = o.joinFile !== undefined ? `--join-file ${o.joinFile}` : "--join (MCP_FLEET_JOIN)";
+    throw new FleetError("E_CONFIG", `invalid settings:\n  ${from}: not a join string: ${parsed.error}`);
+  }
+  return parsed.join;
+}
+
 export function workerCommand(): Command {
   return new Command("worker")
     .description("run the worker agent: hold one mutual-TLS session to the manager and report this host")
     .addOption(flag("--ca <file>", "fleet CA certificate", "certs/ca.pem"))
     .addOption(flag("--cert <file>", "this worker's certificate"))
     .addOption(flag("--key <file>", "this worker's private key"))
+    .addOption(flag("--join <string>", "join the fleet with this join string (from `mcp-fleet token create`) unless --state-dir already holds an identity"))
+    .addOption(flag("--join-file <file>", "read the join string from this file (keeps it out of the process list)"))
+    .addOption(flag("--state-dir <dir>", "where a joined worker keeps its CA, certificate and key", DEFAULT_STATE_DIR))
+    .addOption(flag("--worker-id <id>", "the id to ask for when joining (default: this host name's first label)"))
     .addOption(flag("--manager <url>", "manager address, wss://host:port (default: find it on the LAN by mDNS)"))
     .addOption(flag("--no-mdns", "neither announce this worker nor look for managers on mDNS"))
     .addOption(flag("--labels <k=v,...>", "labels reported to the manager", ""))
@@ -52,9 +107,9 @@ export function workerCommand(): Command {
       if (!o.manager && !o.mdns) {
         throw new FleetError("E_CONFIG", "invalid settings:\n  --manager (MCP_FLEET_MANAGER): is required with --no-mdns, which turns finding the manager off");
       }
+      const join = joinString(o);
       const log = createLogger({ name: "worker", level: o.logLevel });
-      const agent = startWorker({
-        tls: { ca: o.ca, cert: o.cert, key: o.key },
+      const common = {
         manager: o.manager,
         mdns: o.mdns,
         labels: o.labels,
@@ -65,7 +120,19 @@ export function workerCommand(): Command {
         diagnostics: o.diagnostics,
         maxActions: o.maxActions,
         log,
-      });
+      };
+      let agent: { stop(why: string): Promise<void>; reloadActions(): Promise<void> };
+      if (o.cert && o.key) {
+        agent = startWorker({ ...common, tls: { ca: o.ca, cert: o.cert, key: o.key } });
+      } else {
+        const requestedId = o.workerId ?? workerIdFromHostname(hostname());
+        const enrolled = startEnrolledWorker({ ...common, stateDir: o.stateDir, join, requestedId, hostname: toHostname(hostname(), requestedId) });
+        enrolled.started.catch((err: unknown) => {
+          log.fatal({ err: errorMessage(err) }, "could not keep the identity the fleet issued; stopping");
+          process.exit(1);
+        });
+        agent = enrolled;
+      }
       shutdownOn((signal) => agent.stop(signal));
       process.on("SIGHUP", () => {
         log.info("SIGHUP: reading the actions dir again");

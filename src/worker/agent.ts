@@ -14,6 +14,8 @@ import { McpHost } from "./actions/mcp-host.js";
 import { ActionService, DEFAULT_MAX_ACTIONS } from "./actions/service.js";
 import { Collector } from "./collector.js";
 import { ManagerCandidates } from "./candidates.js";
+import type { EnrolledPaths } from "./join/enrolled-identity.js";
+import { CertificateRenewer } from "./join/renewal.js";
 import { Link } from "./link.js";
 
 /** Workers listen on no port; DNS-SD needs one in the SRV record, so it names 9 (discard). */
@@ -36,6 +38,11 @@ export interface WorkerOptions {
   diagnostics?: boolean;
   /** Invocations running at once (--max-actions). */
   maxActions?: number;
+  /**
+   * Set when the identity is one this host was enrolled with (`tls` then names the state dir's files): the hello
+   * says `renewable`, and the manager renews the certificate over the session.
+   */
+  enrolled?: EnrolledPaths;
   log: Logger;
 }
 
@@ -63,6 +70,21 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
     mcp: options.mcpServers ? new McpHost({ file: options.mcpServers, log, onChange: () => actions.refresh() }) : undefined,
     log,
   });
+  const renewer = options.enrolled
+    ? new CertificateRenewer({
+        paths: options.enrolled,
+        current: () => material,
+        installed: (fresh) => {
+          material = fresh;
+          link.setTls(workerClientOptions(material));
+        },
+        log,
+      })
+    : null;
+  const renewal = (): CertificateRenewer => {
+    if (renewer) return renewer;
+    throw Object.assign(new Error("this worker's certificate was installed by hand; renew it the same way"), { code: "not_renewable" });
+  };
   const link = new Link({
     nextTarget: options.manager ? () => options.manager! : () => managers.next(),
     onManagerRejected: options.manager ? undefined : (url) => managers.reject(url),
@@ -81,7 +103,10 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
       const now = Date.now();
       const { notBefore, notAfter } = material.self;
       if (now > notAfter.getTime()) {
-        return `this worker's certificate expired on ${notAfter.toISOString()}; issue a new one (mcp-fleet certs issue ${id} --force) and install it`;
+        const fix = options.enrolled
+          ? `join again: mcp-fleet worker --join <join string> --state-dir ${options.enrolled.dir}`
+          : `issue a new one (mcp-fleet certs issue ${id} --force) and install it`;
+        return `this worker's certificate expired on ${notAfter.toISOString()}; ${fix}`;
       }
       if (now < notBefore.getTime()) {
         return `this worker's certificate is not valid until ${notBefore.toISOString()}; check this host's clock`;
@@ -97,6 +122,7 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
       agentVersion: VERSION,
       labels: options.labels,
       platform: { os: process.platform, arch: process.arch, release: toToken(release(), 64) },
+      ...(options.enrolled ? { renewable: true } : {}),
     },
     metrics: () => collector.summary(),
     catalog: () => actions.hash(),
@@ -109,6 +135,10 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
         case "actions.run":
         case "actions.cancel":
           return actions.handle(method, params, context);
+        case "certificate.renew":
+          return renewal().renew(params);
+        case "certificate.install":
+          return renewal().install(params);
       }
     },
     log,
@@ -120,6 +150,7 @@ export function startWorker(options: WorkerOptions): WorkerAgent {
       fleetId: fleet,
       manager: options.manager ?? (browser ? "mDNS" : "none"),
       certExpiresInDays: Math.floor(days),
+      enrolled: options.enrolled !== undefined,
       version: VERSION,
     },
     "worker starting",

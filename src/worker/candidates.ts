@@ -1,21 +1,27 @@
 import { isIPv6 } from "node:net";
 import type { FleetBrowser, Peer } from "../discovery/browser.js";
+import type { Announcement } from "../discovery/txt.js";
+
+/** Which managers' announcements count: those of a fleet id, or (a joining worker, which knows only a pin) a test. */
+export type ManagerFilter = string | ((a: Announcement) => boolean);
 
 /**
- * The managers this worker may try, from mDNS: announced as role=manager with this worker's fleet id. Tried
- * most recently heard first, and in turn after a failure, so a worker fails over to another manager of its fleet
- * when its own goes away. Whether one really is this fleet's manager is decided by its certificate, not here.
+ * The managers this worker may try, from mDNS: announced as role=manager with this worker's fleet id (or, while it
+ * joins, with its CA pin's prefix). Tried most recently heard first, and in turn after a failure, so a worker
+ * fails over to another manager of its fleet when its own goes away. Whether one really is this fleet's manager is decided by its certificate, not here.
  */
 export class ManagerCandidates {
   private last: string | null = null;
   /** URLs whose certificate failed verification, with when: not tried again while they keep announcing. */
   private readonly rejected = new Map<string, number>();
+  private readonly wanted: (a: Announcement) => boolean;
 
   constructor(
-    private readonly fleet: string,
+    filter: ManagerFilter,
     private readonly browser: FleetBrowser | null,
     private readonly rejectForMs = 10 * 60_000,
   ) {
+    this.wanted = typeof filter === "string" ? (a) => a.fleet === filter : filter;
     // A rejected announcer that goes away and comes back (a manager restarted with a fixed certificate) gets a
     // fresh chance.
     browser?.on("change", () => {
@@ -30,7 +36,7 @@ export class ManagerCandidates {
   }
 
   private announced(): string[] {
-    const peers = this.browser?.list((p) => p.announcement.role === "manager" && p.announcement.fleet === this.fleet) ?? [];
+    const peers = this.browser?.list((p) => p.announcement.role === "manager" && this.wanted(p.announcement)) ?? [];
     return peers.map(url).filter((u): u is string => u !== null);
   }
 
