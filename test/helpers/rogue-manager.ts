@@ -9,6 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createServer } from "node:https";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { WebSocketServer } from "ws";
 import { Publisher } from "../../src/discovery/publisher.js";
@@ -35,7 +36,15 @@ server.on("secureConnection", (s) => {
   s.on("data", (d: Buffer) => (bytes += d.length));
   s.once("close", () => say("closed", { from, bytes }));
 });
-server.on("tlsClientError", (err) => say("tls-failed", { err: err.message.trim().slice(0, 200) }));
+// A joining host that refuses the chain hangs up before its own Finished is read: the handshake fails here.
+// A joining host that refuses the chain hangs up before its own Finished is read: the handshake fails here. By
+// then the sockets have lost their addresses, so each TCP connection's is noted when it arrives.
+const peers = new WeakMap<object, string | undefined>();
+server.on("connection", (raw: Socket) => peers.set(raw, raw.remoteAddress));
+server.on("tlsClientError", (err, s) => {
+  const from = s.remoteAddress ?? peers.get((s as unknown as { _parent?: object })._parent ?? s);
+  say("tls-failed", { err: err.message.trim().slice(0, 200), from, servername: s.servername || null });
+});
 server.on("request", (req, res) => {
   say("request", { from: req.socket.remoteAddress, method: req.method, path: req.url });
   res.writeHead(500, { connection: "close" }).end();
