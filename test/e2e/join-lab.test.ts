@@ -69,7 +69,7 @@ describe("hosts joining by themselves, on a LAN of network namespaces", { skip: 
   };
 
   before(async () => {
-    lab = NetLab.create(["mgr", "rogue", "j1", "m1", "d1", "x-exp", "x-exh", "x-rev", "x-sec"]);
+    lab = NetLab.create(["mgr", "rogue", "j1", "m1", "d1", "e1", "x-exp", "x-exh", "x-rev", "x-sec"]);
     pin = caPin(readFileSync(fx.certs.ca));
     const states = await tempDir("join-lab-state");
     stateRoot = states.path;
@@ -120,9 +120,10 @@ describe("hosts joining by themselves, on a LAN of network namespaces", { skip: 
     const waiting = formatJoinString({ token: null, pin });
     const m1 = joiner("m1", waiting);
     const d1 = joiner("d1", waiting);
-    const listed = await until("m1 and d1 in list_join_requests", 20_000, async () => {
+    const e1 = joiner("e1", waiting);
+    const listed = await until("m1, d1 and e1 in list_join_requests", 20_000, async () => {
       const rows = await requests();
-      return ["m1", "d1"].every((id) => rows.some((r) => r.requestedId === id)) && rows;
+      return ["m1", "d1", "e1"].every((id) => rows.some((r) => r.requestedId === id)) && rows;
     });
     const row = listed.find((r) => r.requestedId === "m1")!;
     assert.equal(row.hostname, "m1");
@@ -149,6 +150,16 @@ describe("hosts joining by themselves, on a LAN of network namespaces", { skip: 
     assert.ok(text(first).includes(JOIN_REFUSAL_TEXT.denied), text(first));
     denied = { worker: d1, firstAt: first.receivedAt };
     assert.ok(!(await requests()).some((r) => r.requestedId === "d1"), "a denied request leaves the list");
+
+    // A request waits at most an hour: e1's hour is moved into the past in the join file the manager watches.
+    const eId = requestId(listed.find((r) => r.requestedId === "e1")!);
+    await updateJoinFile(join(fx.dir, "tokens.json"), (f) => {
+      f.requests.find((r) => r.requestId === eId)!.expiresAt = new Date(Date.now() - 1000).toISOString();
+    });
+    await until("the expired request gone from list_join_requests", 5000, async () => !(await requests()).some((r) => r.requestedId === "e1"));
+    const gone = await e1.waitFor((l) => l.code === "request_expired", 30_000, "e1 told its request expired when it next asked");
+    assert.ok(text(gone).includes(JOIN_REFUSAL_TEXT.request_expired), text(gone));
+    e1.kill("SIGKILL");
   });
 
   it("expired, exhausted, revoked and wrong-secret tokens are refused, each with its own code and message, on both sides", async () => {
