@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fleetIdFromCa } from "../../src/discovery/txt.js";
+import { caPin, pinPrefix } from "../../src/pki/pin.js";
 import { makeCerts, tempDir, useCerts } from "../helpers/fleet.js";
 import { McpManager } from "../helpers/mcp-client.js";
 import { labUnavailable, NetLab } from "../helpers/netlab.js";
@@ -118,7 +119,7 @@ describe("zero-config rollout on a LAN of network namespaces", { skip: unavailab
     const byAddress = (a: string) => seen.services.filter((s) => s.addresses?.includes(a));
     const m = byAddress(lab.host("mgr").address).find((s) => s.txt?.role === "manager");
     assert.ok(m, JSON.stringify(seen.services));
-    assert.deepEqual(m.txt, { txtvers: "1", role: "manager", fleet: fleetId, proto: String(PROTOCOL_VERSION) });
+    assert.deepEqual(m.txt, { txtvers: "1", role: "manager", fleet: fleetId, proto: String(PROTOCOL_VERSION), pin: pinPrefix(caPin(readFileSync(fx.certs.ca))) });
     assert.equal(m.port, 7443);
     assert.equal(m.server, "mgr.local.", "the SRV target carries .local");
     for (const id of ["w1", "w2", "w3"]) {

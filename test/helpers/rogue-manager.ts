@@ -10,22 +10,25 @@
 import { readFileSync } from "node:fs";
 import { createServer } from "node:https";
 import type { Socket } from "node:net";
+import { createSecureContext } from "node:tls";
 import { join } from "node:path";
 import { WebSocketServer } from "ws";
 import { Publisher } from "../../src/discovery/publisher.js";
 import { createLogger } from "../../src/log.js";
+import { JOIN_SERVERNAME } from "../../src/protocol/join.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 
 const [dir, fleet, pin] = process.argv.slice(2) as [string, string, string | undefined];
 const say = (event: string, extra: Record<string, unknown> = {}) => console.log(JSON.stringify({ event, ...extra }));
 
+const tls = { ca: readFileSync(join(dir, "ca.pem")), cert: readFileSync(join(dir, "manager.pem")), key: readFileSync(join(dir, "manager-key.pem")) };
+// To a joining host, its chain up to its own CA, as the real manager presents it on the join name.
+const joinContext = createSecureContext({ ...tls, cert: `${tls.cert.toString().trim()}\n${tls.ca.toString().trim()}\n` });
 const server = createServer({
-  ca: readFileSync(join(dir, "ca.pem")),
-  // Its chain up to its own CA, as the real manager presents it to a joining host.
-  cert: `${readFileSync(join(dir, "manager.pem"), "utf8").trim()}\n${readFileSync(join(dir, "ca.pem"), "utf8").trim()}\n`,
-  key: readFileSync(join(dir, "manager-key.pem")),
+  ...tls,
   requestCert: true,
   rejectUnauthorized: false,
+  SNICallback: (name, cb) => cb(null, name === JOIN_SERVERNAME ? joinContext : undefined),
 });
 server.on("secureConnection", (s) => {
   const from = s.remoteAddress;
