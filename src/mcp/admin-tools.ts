@@ -21,10 +21,10 @@ export function registerAdminTools(server: McpServer, manager: Manager): void {
     {
       title: "Forget a worker",
       description:
-        "Removes a retired worker, with its event history, from the registry; the removal is an event (reason " +
-        "forgotten). Only a worker that is not connected: stop its agent or revoke its certificate first. If it " +
-        "connects again with a valid certificate, it is known again, as new. Workers offline after a goodbye or a " +
-        "revocation are forgotten on their own after a while (7 days by default).",
+        "Removes a retired worker and its event history from the registry (the removal is an event, reason " +
+        "forgotten). Only a worker not connected: stop its agent or revoke its certificate first. One that connects " +
+        "again with a valid certificate is known again, as new. Workers offline after a goodbye or a revocation are " +
+        "forgotten on their own (after 7 days by default).",
       inputSchema: { worker_id: workerId.describe("the id of a worker that is not connected (list_workers)") },
       outputSchema: ForgetWorkerOutput.shape,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },

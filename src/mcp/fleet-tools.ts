@@ -123,7 +123,6 @@ export function registerFleetSummary(server: McpServer, manager: Manager): void 
         "The fleet at a glance: counts by state and connected workers (observed by the manager), total CPU cores " +
         `and memory (summed from what the workers report), the ${PRESSURE_SHOWN} workers under most resource ` +
         `pressure (reported metrics), and the ${TRANSITIONS_SHOWN} most recent health transitions.`,
-      inputSchema: {},
       outputSchema: FleetSummaryOutput.shape,
       annotations: readOnly,
     },

@@ -4,14 +4,14 @@ import { MetricsSummaryShape } from "../protocol/metrics.js";
 import { FullStatusShape } from "../protocol/status.js";
 
 // Output schemas of the tools. Results are parsed through these before they are returned, so structuredContent
-// always matches exactly (the SDK client rejects extra keys). Field descriptions say who a field comes from:
-// "observed" fields are the manager's own (its clock, its sockets, the certificate it verified); "reported"
-// fields are what a worker claims about itself, unverified.
+// always matches exactly (the SDK client rejects extra keys). Who a field comes from is said once, in the tool's
+// description (PROVENANCE in tool-kit.ts): "observed" fields are the manager's own (its clock, its sockets, the
+// certificate it verified); "reported" fields are what a worker claims about itself, unverified. A field's own
+// description repeats it only with something to add: tools/list has no room for a bare "observed" on every field.
 
-export const StateEnum = z.enum(HEALTH_STATES).describe("observed");
+export const StateEnum = z.enum(HEALTH_STATES);
 export const ReasonOut = z.object({ code: z.string(), message: z.string() });
 
-const ids = z.string().describe("observed: from its verified certificate");
 const heartbeatAge = z.number().nullable().describe("observed: ms since its last heartbeat; null if not connected");
 /**
  * A whole number in an answer, declared as a JSON Schema integer without the safe-integer bounds zod would add
@@ -23,10 +23,10 @@ export const cursorOut = z.string().nullable().describe("cursor of the next page
 
 /** A compact row of list_workers: what the manager decided, and the labels to filter by. */
 export const WorkerRow = z.object({
-  id: ids,
+  id: z.string(),
   state: StateEnum,
   reasons: z.array(z.string()).describe("observed: reason codes (messages in get_worker_status)"),
-  connected: z.boolean().describe("observed"),
+  connected: z.boolean(),
   lastHeartbeatAgeMs: heartbeatAge,
   labels: z.record(z.string(), z.string()).describe("reported"),
   moreLabels: whole.optional().describe("labels not shown here (see get_worker_status)"),
@@ -44,26 +44,21 @@ export const Reported = z
   .describe("reported by the worker in its hello: unverified claims");
 
 export const WorkerDetail = z.object({
-  id: ids,
+  id: z.string(),
   state: StateEnum,
-  reasons: z.array(ReasonOut).describe("observed"),
-  connected: z.boolean().describe("observed"),
+  reasons: z.array(ReasonOut),
+  connected: z.boolean(),
   lastHeartbeatAgeMs: heartbeatAge,
   connectedSince: z.string().nullable().describe("observed: ISO time the current session began"),
-  firstSeen: z.string().describe("observed"),
-  lastSeen: z.string().describe("observed"),
+  firstSeen: z.string(),
+  lastSeen: z.string(),
   addresses: z.array(z.string()).describe("observed: the session's peer address"),
   reported: Reported,
 });
 export type WorkerDetail = z.infer<typeof WorkerDetail>;
 
-export const Counts = z.object({
-  healthy: whole,
-  degraded: whole,
-  unhealthy: whole,
-  offline: whole,
-  total: whole,
-});
+/** Workers by state, and their total. A record over the names declares them once, not twice as an object would. */
+export const Counts = z.record(z.enum([...HEALTH_STATES, "total"]), whole);
 export type Counts = z.infer<typeof Counts>;
 
 export const EventOut = z.object({
@@ -89,7 +84,7 @@ export type UnverifiedEntry = z.infer<typeof UnverifiedEntry>;
 const omitted = z
   .array(z.string())
   .optional()
-  .describe("what was cut to keep the answer small, if anything");
+  .describe("what was cut to fit, if anything");
 
 export const ListWorkersOutput = z.object({
   total: whole.describe("workers matching the filter, over all pages"),
@@ -110,15 +105,15 @@ export const WorkerStatusOutput = z.object({
   staleReason: z.string().nullable(),
   status: FullStatusShape.nullable().describe("reported by the worker"),
   metrics: MetricsSummaryShape.nullable().describe("reported by the worker"),
-  metricsAgeMs: z.number().nullable().describe("observed"),
+  metricsAgeMs: z.number().nullable(),
   omitted,
 });
 
 export const StatusEntry = z.object({
-  id: ids,
+  id: z.string(),
   hostname: z.string().describe("reported"),
   state: StateEnum,
-  reasons: z.array(ReasonOut).describe("observed"),
+  reasons: z.array(ReasonOut),
   connected: z.boolean(),
   lastHeartbeatAgeMs: heartbeatAge,
   metrics: MetricsSummaryShape.nullable().describe("reported"),
@@ -159,7 +154,8 @@ export const FleetSummaryOutput = z.object({
   totalCores: whole.describe("reported, summed"),
   totalMemoryBytes: z.number().describe("reported, summed"),
   underPressure: z.array(PressureEntry),
-  recentTransitions: z.array(EventOut),
+  // Declared in full once, in get_worker_events: both in full were 450 characters of tools/list twice over.
+  recentTransitions: z.array(z.unknown()).describe("as events in get_worker_events"),
 });
 
 export const ActionEventOut = z.object({ at: z.string(), worker: z.string(), jobId: z.string(), action: z.string(), status: z.string() });

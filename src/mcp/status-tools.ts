@@ -30,8 +30,8 @@ export function registerListWorkers(server: McpServer, manager: Manager): void {
     {
       title: "List workers",
       description:
-        "The known workers, problems first, a page at a time, with counts by state (of the matching workers and of " +
-        "the fleet). A row: id, state, reason codes, connected, heartbeat age, labels; get_worker_status has the " +
+        "Known workers, problems first, a page at a time, with counts by state (of those matching, and of the " +
+        "fleet). A row: id, state, reason codes, connected, heartbeat age, labels; get_worker_status has the " +
         `rest. ${PROVENANCE} Apart, \`unverified\`: hosts announcing the agent on the LAN without a session (e.g. a ` +
         `refused certificate), at most ${CAPS.unverified}, with their total.`,
       inputSchema: {

@@ -17,8 +17,8 @@ export interface ToolOptions {
 
 /** Said by every tool that returns worker fields: an assistant must not take a worker's claims for facts. */
 export const PROVENANCE =
-  "Observed by the manager: id (verified certificate), state, reasons, connection, ages, addresses. Reported by " +
-  "the worker, unverified: host name, labels, version, platform, metrics, status.";
+  "Observed: id (verified certificate), state, reasons, connection, ages, addresses. Reported by the worker, " +
+  "unverified: host name, labels, version, platform, metrics, status.";
 
 export const readOnly = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };
 

@@ -5,6 +5,7 @@ import { Confirmations } from "./confirmations.js";
 import { registerWorkerEvents } from "./event-tools.js";
 import { registerAllWorkersStatus, registerFleetSummary } from "./fleet-tools.js";
 import { registerCancelJob, registerGetJob } from "./job-tools.js";
+import { registerJoinTools } from "./join-tools.js";
 import { registerListWorkers, registerWorkerStatus } from "./status-tools.js";
 import type { ToolOptions } from "./tool-kit.js";
 
@@ -23,7 +24,9 @@ export function registerTools(server: McpServer, manager: Manager, options: Tool
   registerWorkerEvents(server, manager);
   registerListActions(server, manager);
   // Tokens are kept per MCP server, so one client's confirmation cannot be spent by another's session.
-  registerRunAction(server, manager, { confirmations: new Confirmations({ now: options.now }) });
+  const confirmations = new Confirmations({ now: options.now });
+  registerRunAction(server, manager, { confirmations });
   registerGetJob(server, manager);
   registerCancelJob(server, manager);
+  registerJoinTools(server, manager, { confirmations });
 }

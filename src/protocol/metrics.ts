@@ -34,12 +34,9 @@ export const COLLECTOR_NAMES = [
 ] as const;
 export type CollectorName = (typeof COLLECTOR_NAMES)[number];
 
-const percent = z.number().min(0).max(100);
-const nonNegative = (max: number) => z.number().min(0).max(max);
-
 function collectorErrorOf(t: TextKit) {
   return z.object({
-    collector: z.enum(COLLECTOR_NAMES, { error: "must be one of the agent's collector names" }),
+    collector: t.names(COLLECTOR_NAMES, "must be one of the agent's collector names"),
     code: t.code,
     detail: t.detail.optional(),
   });
@@ -54,16 +51,18 @@ export type CollectorError = z.infer<typeof CollectorError>;
  * without a battery or sensors, or a collector that failed, leaves a gap rather than a made-up number.
  */
 function metricsSummaryOf(t: TextKit) {
+  const percent = t.range(0, 100);
+  const nonNegative = (max: number) => t.range(0, max);
   return z.object({
     /** Total CPU busy percent over the last collection period. */
     cpu: percent.nullable(),
     /** 1-minute load average. */
     load1: nonNegative(LIMITS.load).nullable(),
-    cores: z.number().int().min(1).max(LIMITS.cores).nullable(),
+    cores: t.count(1, LIMITS.cores).nullable(),
     /** Memory in use (excluding caches), percent of total. */
     mem: percent.nullable(),
     /** Bytes. */
-    memTotal: z.number().int().min(0).max(LIMITS.bytes).nullable(),
+    memTotal: t.count(0, LIMITS.bytes).nullable(),
     swap: percent.nullable(),
     /** The fullest filesystem; its mount point in token characters (others as %XX). */
     disk: z.object({ mount: t.token(256), used: percent }).nullable(),
@@ -71,7 +70,7 @@ function metricsSummaryOf(t: TextKit) {
     /** Bytes per second summed over non-loopback interfaces. */
     net: z.object({ rx: nonNegative(LIMITS.rate), tx: nonNegative(LIMITS.rate) }).nullable(),
     /** Hottest sensor, degrees Celsius. */
-    temp: z.number().min(LIMITS.tempMin).max(LIMITS.tempMax).nullable(),
+    temp: t.range(LIMITS.tempMin, LIMITS.tempMax).nullable(),
     /** Seconds. */
     uptime: nonNegative(LIMITS.uptime).nullable(),
     /** Collectors that failed or timed out in the last cycle. */

@@ -17,7 +17,7 @@ function fullStatusOf(t: TextKit) {
   const rate = bounded(0, LIMITS.rate);
   const percent = bounded(0, 100);
   const celsius = t.range(LIMITS.tempMin, LIMITS.tempMax);
-  const count = t.range(0, LIMITS.cores).int().nullable();
+  const count = t.count(0, LIMITS.cores).nullable();
   return z.object({
     collectedAt: t.datetime,
     hostname: t.hostname,
@@ -100,7 +100,7 @@ function fullStatusOf(t: TextKit) {
       .nullable(),
     uptimeSec: bounded(0, LIMITS.uptime),
     /** What failed, by source and code; the agent logs the detail itself. */
-    errors: z.array(z.object({ source: z.enum(STATUS_ERROR_SOURCES), code: t.code })).max(64),
+    errors: z.array(z.object({ source: t.names(STATUS_ERROR_SOURCES), code: t.code })).max(64),
   });
 }
 

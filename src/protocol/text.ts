@@ -73,6 +73,10 @@ export interface TextKit {
   code: z.ZodType<string>;
   detail: z.ZodType<string>;
   range: (min: number, max: number) => z.ZodNumber;
+  /** A whole number in a range (declared plainly as an integer, without zod's safe-integer bounds, in the tools' form). */
+  count: (min: number, max: number) => z.ZodType<number>;
+  /** One of a fixed set of names (declared as a plain string in the tools' form). */
+  names: <T extends string>(values: readonly [T, ...T[]], error?: string) => z.ZodType<T>;
 }
 
 export const WIRE_KIT: TextKit = {
@@ -83,6 +87,8 @@ export const WIRE_KIT: TextKit = {
   code: ErrorCode,
   detail: DetailText,
   range: (min, max) => z.number().min(min).max(max),
+  count: (min, max) => z.number().int().min(min).max(max),
+  names: (values, error) => z.enum(values, error === undefined ? undefined : { error }),
 };
 
 export const PLAIN_KIT: TextKit = {
@@ -93,6 +99,9 @@ export const PLAIN_KIT: TextKit = {
   code: z.string(),
   detail: z.string(),
   range: () => z.number(),
+  count: () => z.number().refine(Number.isSafeInteger, "must be a whole number").meta({ type: "integer" }),
+  // Typed as the names, which the wire has already held a value to; the tools' form only declares a string.
+  names: <T extends string>() => z.string() as unknown as z.ZodType<T>,
 };
 
 // ---- The agent's side: make text fit. Each result passes the schema of its class. ----

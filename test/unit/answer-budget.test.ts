@@ -290,8 +290,22 @@ describe(`tool answers at ${N.toLocaleString("en")} workers stay within the budg
     const listed = await worst.client.listTools();
     assert.deepEqual(
       listed.tools.map((t) => t.name).sort(),
-      ["cancel_job", "forget_worker", "get_all_workers_status", "get_fleet_summary", "get_job", "get_worker_events", "get_worker_status", "list_actions", "list_workers", "run_action"],
-      "the action tools are counted too",
+      [
+        "approve_join",
+        "cancel_job",
+        "deny_join",
+        "forget_worker",
+        "get_all_workers_status",
+        "get_fleet_summary",
+        "get_job",
+        "get_worker_events",
+        "get_worker_status",
+        "list_actions",
+        "list_join_requests",
+        "list_workers",
+        "run_action",
+      ],
+      "the action and join tools are counted too",
     );
     const size = JSON.stringify(listed).length;
     assert.ok(size < 32 * 1024, `${size} characters`);
