@@ -27,6 +27,10 @@ export class BenchManager {
   readonly paces: Array<{ to: number; connected: number }> = [];
   /** Warnings by kind (the throttle's kind, or the message), counting those it suppressed. */
   readonly warnings: Record<string, number> = {};
+  /** Epoch ms of each `host joined` line: one per enrolled host. */
+  readonly joined: number[] = [];
+  /** `join refused` lines by code. */
+  readonly joinRefusals: Record<string, number> = {};
   /** Every transition seen: worker → [state, epoch ms]. A watcher set up after the fact still finds it. */
   private readonly transitions = new Map<string, Array<{ to: string; time: number }>>();
   private watchers: Array<{ test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
@@ -77,6 +81,8 @@ export class BenchManager {
       this.connected++;
       if (l.resumed === true) this.resumed++;
     }
+    if (l.msg === "host joined") this.joined.push(l.time);
+    if (l.msg === "join refused") this.joinRefusals[String(l.code)] = (this.joinRefusals[String(l.code)] ?? 0) + 1;
     if (l.msg === "heartbeat interval changed") this.paces.push({ to: Number(l.to), connected: Number(l.connected) });
     if (l.level === "error" || l.level === "fatal") process.stderr.write(`manager error: ${text}\n`);
     if (l.level === "warn") {

@@ -94,6 +94,30 @@ export interface FanOut {
   progressNotifications: number;
 }
 
+/** N hosts joining at once with one token (scripts/bench/joins.ts). */
+export interface JoinResult {
+  n: number;
+  /** `host joined` lines the manager logged, and workers it counted healthy at the end. */
+  enrolled: number;
+  healthy: number;
+  /** Seconds from the start until the manager's last `host joined`, the last welcome, all healthy. */
+  enrolledS: number;
+  welcomedS: number;
+  healthyS: number;
+  /** The manager's CPU seconds until the last enrollment, and per enrollment (ms). */
+  managerCpuS: number;
+  cpuPerEnrollmentMs: number;
+  /** The same up to the last welcome, per host: the join and the first mutual-TLS session together. */
+  cpuPerJoinAndSessionMs: number;
+  /** One host's first dial to its certificate in hand. */
+  joinP50Ms: number;
+  joinP99Ms: number;
+  /** Join exchanges tried (more than n: retries). */
+  attempts: number;
+  failures: Record<string, number>;
+  refused: Record<string, number>;
+}
+
 export interface SizeResult {
   n: number;
   baseline: SteadyState & {
@@ -220,6 +244,21 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, OpenSSL ${m.openssl}, ` +
     `open-file hard limit ${m.openFileLimit.hard}. Largest N reached: ${largest.n.toLocaleString("en")}.`;
   return [head, sep, ...rows, "", note].join("\n");
+}
+
+/** The join phase's rows: a table of its own, since it runs at its own size. */
+export function renderJoinTable(j: JoinResult): string {
+  const other = (r: Record<string, number>) => (Object.keys(r).length > 0 ? JSON.stringify(r) : "none");
+  return [
+    `| ${j.n.toLocaleString("en")} hosts joining at once (one token, approve auto, one 127.0.x.y each) | |`,
+    "|---|---|",
+    `| all enrolled (the manager's last \`host joined\`) | ${j.enrolledS.toFixed(1)} s (${j.enrolled.toLocaleString("en")} of ${j.n.toLocaleString("en")}) |`,
+    `| all welcomed with their new certificates / all healthy | ${j.welcomedS.toFixed(1)} s / ${j.healthyS.toFixed(1)} s (${j.healthy.toLocaleString("en")} healthy) |`,
+    `| manager CPU per enrollment (CPU until the last enrollment / N) | ${j.cpuPerEnrollmentMs.toFixed(1)} ms (${j.managerCpuS.toFixed(2)} s in all) |`,
+    `| … with each host's first session, until the last welcome | ${j.cpuPerJoinAndSessionMs.toFixed(1)} ms per host |`,
+    `| one join, first dial to certificate: p50 / p99 | ${ms(j.joinP50Ms)} / ${ms(j.joinP99Ms)} |`,
+    `| join exchanges / failed attempts / refusals | ${j.attempts.toLocaleString("en")} / ${other(j.failures)} / ${other(j.refused)} |`,
+  ].join("\n");
 }
 
 const storm = (s: Storm) => {

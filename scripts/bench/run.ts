@@ -20,7 +20,8 @@ import { BenchManager } from "./manager.js";
 import { fanOut } from "./fan-out.js";
 import { cpuSeconds, threadCpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, stealSeconds, sumStats } from "./procs.js";
 import type { SimStats } from "./sim-protocol.js";
-import { percentile, renderTable, TARGETS, type AnswerSize, type SizeResult, type SteadyState } from "./report.js";
+import { joinBench } from "./joins.js";
+import { percentile, renderJoinTable, renderTable, TARGETS, type AnswerSize, type JoinResult, type SizeResult, type SteadyState } from "./report.js";
 
 const Options = z.object({
   sizes: z
@@ -33,6 +34,8 @@ const Options = z.object({
   out: z.string().min(1),
   profile: z.string().min(1).optional(),
   perf: z.boolean(),
+  joins: z.coerce.number().int().min(0).max(5000, "--joins is at most 5000"),
+  joinsOnly: z.boolean(),
 });
 
 const { values } = parseArgs({
@@ -43,12 +46,14 @@ const { values } = parseArgs({
     out: { type: "string", default: "bench-results" },
     profile: { type: "string" },
     perf: { type: "boolean", default: false },
+    joins: { type: "string", default: "200" },
+    "joins-only": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    "usage: npm run bench -- [--sizes 1000,10000] [--window 60] [--calls 100] [--out bench-results] [--profile dir]\n" +
+    "usage: npm run bench -- [--sizes 1000,10000] [--window 60] [--calls 100] [--out bench-results] [--profile dir] [--joins 200] [--joins-only]\n" +
       "  --sizes   fleet sizes to measure (capped by the open-file hard limit)\n" +
       "  --window  seconds over which CPU per heartbeat is measured\n" +
       "  --calls   MCP calls per tool for the latency percentiles\n" +
@@ -56,11 +61,13 @@ if (values.help) {
       "  --profile directory for V8 CPU profiles of each manager run and a heap snapshot at steady state\n" +
       "            (open both in Chrome DevTools; profiling slows the manager, so its figures are not comparable)\n" +
       "  --perf    record the manager's steady state with Linux perf (cpu-clock, call graphs) into --out\n" +
-      "            (the JIT map it needs costs the manager ~10 µs per heartbeat: its CPU figures are then not comparable)\n",
+      "            (the JIT map it needs costs the manager ~10 µs per heartbeat: its CPU figures are then not comparable)\n" +
+      "  --joins   hosts joining at once in the join phase, after the others (0: no join phase)\n" +
+      "  --joins-only  only the join phase\n",
   );
   process.exit(0);
 }
-const parsed = Options.safeParse(values);
+const parsed = Options.safeParse({ ...values, joinsOnly: values["joins-only"] });
 if (!parsed.success) {
   process.stderr.write(`bench: ${parsed.error.issues.map((i) => i.message).join("; ")}\n`);
   process.exit(2);
@@ -474,6 +481,33 @@ async function finishManager(
   };
 }
 
+/** One fleet size: the baseline and the manager side by side, then the manager's other phases and the bare storms. */
+async function measureSize(n: number, certs: BenchCerts): Promise<SizeResult> {
+  say(`N = ${n}`);
+  const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
+  // The steady state is measured for both servers at once, over the same window: the machine's other load (it
+  // is a VM) then weighs on both alike, and their ratio holds still where two windows minutes apart did not.
+  say(`  baseline: bare https + ws server, ${n} sessions, heartbeat every ${interval} ms`);
+  const base = await openBaseline(n, certs, interval);
+  const stopBase = () => stopFleet(base.sims, base.server);
+  cleanups.push(stopBase);
+  const m = await openManager(n, certs, opts.out, interval);
+  say(`  steady state at a ${interval} ms interval: CPU of the manager and of the baseline over the same ${opts.window} s`);
+  const perf = opts.perf
+    ? spawn("perf", ["record", "-e", "cpu-clock", "-F", "499", "-g", "-p", String(m.manager.pid), "-o", join(opts.out, `perf-${n}.data`), "--", "sleep", String(opts.window)], {
+        stdio: "ignore",
+      })
+    : null;
+  const [baseSteady, managerSteady] = await Promise.all([steadyState(base.server.pid, base.sims), steadyState(m.manager.pid, m.sims)]);
+  if (perf) await new Promise((resolve) => (perf.exitCode !== null ? resolve(null) : perf.once("exit", resolve)));
+  await stopBase();
+  const manager = await finishManager(n, certs, interval, m, managerSteady);
+  const storms = await baselineStorms(n, certs, interval);
+  const baseline = { idleRss: base.idleRss, ...baseSteady, rssPerWorker: (baseSteady.rss - base.idleRss) / n, openMs: base.openMs, ...storms };
+  await cleanup();
+  return { n, baseline, manager };
+}
+
 async function main(): Promise<void> {
   const limits = openFileLimits();
   // Each server holds one descriptor per session plus its own few dozen; a simulator holds half the sessions.
@@ -481,33 +515,12 @@ async function main(): Promise<void> {
   const sizes = [...new Set(opts.sizes.map((n) => Math.min(n, maxN)))];
   if (sizes.some((n, i) => n !== opts.sizes[i])) say(`open-file hard limit is ${limits.hard}: sizes capped at ${maxN}`);
   mkdirSync(opts.out, { recursive: true });
-  const certs = await ensureBenchCerts(join(opts.out, "fleet"), Math.max(...sizes), say);
   const results: SizeResult[] = [];
-  for (const n of sizes) {
-    say(`N = ${n}`);
-    const interval = pacedInterval({ baseMs: BASE_INTERVAL_MS, budgetPerSecond: BUDGET, connected: n });
-    // The steady state is measured for both servers at once, over the same window: the machine's other load (it
-    // is a VM) then weighs on both alike, and their ratio holds still where two windows minutes apart did not.
-    say(`  baseline: bare https + ws server, ${n} sessions, heartbeat every ${interval} ms`);
-    const base = await openBaseline(n, certs, interval);
-    const stopBase = () => stopFleet(base.sims, base.server);
-    cleanups.push(stopBase);
-    const m = await openManager(n, certs, opts.out, interval);
-    say(`  steady state at a ${interval} ms interval: CPU of the manager and of the baseline over the same ${opts.window} s`);
-    const perf = opts.perf
-      ? spawn("perf", ["record", "-e", "cpu-clock", "-F", "499", "-g", "-p", String(m.manager.pid), "-o", join(opts.out, `perf-${n}.data`), "--", "sleep", String(opts.window)], {
-          stdio: "ignore",
-        })
-      : null;
-    const [baseSteady, managerSteady] = await Promise.all([steadyState(base.server.pid, base.sims), steadyState(m.manager.pid, m.sims)]);
-    if (perf) await new Promise((resolve) => (perf.exitCode !== null ? resolve(null) : perf.once("exit", resolve)));
-    await stopBase();
-    const manager = await finishManager(n, certs, interval, m, managerSteady);
-    const storms = await baselineStorms(n, certs, interval);
-    const baseline = { idleRss: base.idleRss, ...baseSteady, rssPerWorker: (baseSteady.rss - base.idleRss) / n, openMs: base.openMs, ...storms };
-    results.push({ n, baseline, manager });
-    await cleanup();
+  if (!opts.joinsOnly) {
+    const certs = await ensureBenchCerts(join(opts.out, "fleet"), Math.max(...sizes), say);
+    for (const n of sizes) results.push(await measureSize(n, certs));
   }
+  const joins: JoinResult | null = opts.joins > 0 ? await joinBench(opts.joins, join(opts.out, "join-fleet"), say, managerNodeArgs) : null;
   const machine = {
     cpu: cpus()[0]?.model ?? "unknown",
     cores: cpus().length,
@@ -517,10 +530,10 @@ async function main(): Promise<void> {
     openssl: process.versions.openssl,
     openFileLimit: limits,
   };
-  const table = renderTable(results, machine);
-  process.stdout.write(table + "\n");
+  const tables = [...(results.length > 0 ? [renderTable(results, machine)] : []), ...(joins ? [renderJoinTable(joins)] : [])];
+  process.stdout.write(tables.join("\n\n") + "\n");
   const file = join(opts.out, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  const json = JSON.stringify({ date: new Date().toISOString(), machine, targets: TARGETS, settings: { baseIntervalMs: BASE_INTERVAL_MS, budget: BUDGET, missed: MISSED, windowS: opts.window, calls: opts.calls }, results }, null, 2);
+  const json = JSON.stringify({ date: new Date().toISOString(), machine, targets: TARGETS, settings: { baseIntervalMs: BASE_INTERVAL_MS, budget: BUDGET, missed: MISSED, windowS: opts.window, calls: opts.calls }, results, joins }, null, 2);
   writeFileSync(file, json);
   writeFileSync(join(opts.out, "latest.json"), json);
   say(`results written to ${file}`);

@@ -13,6 +13,7 @@ import { catalogHash, CatalogEntry, RunParams, type RunResult } from "../../src/
 import { CONNECT_TIMEOUT_MS, MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 import { Backoff } from "../../src/worker/backoff.js";
 import { nextInPhase } from "../../src/worker/link.js";
+import { metrics } from "./sim-metrics.js";
 import type { SimCommand, SimReply, SimStats } from "./sim-protocol.js";
 
 const now = () => performance.timeOrigin + performance.now();
@@ -26,24 +27,6 @@ const failures = new Map<string, number>();
 let heartbeatsSent = 0;
 // TLS handshakes this simulator's sockets finished: more than the sessions opened is work the server did twice.
 let handshakes = 0;
-
-function metrics(seq: number) {
-  // About the size and shape of a real summary (see src/protocol/metrics.ts): ~280 bytes of JSON with the frame.
-  return {
-    cpu: Math.round(Math.random() * 1000) / 10,
-    load1: Math.round(Math.random() * 400) / 100,
-    cores: 8,
-    mem: 30 + (seq % 40),
-    memTotal: 16_777_216_000,
-    swap: 0,
-    disk: { mount: "/", used: 41.5 },
-    battery: null,
-    net: { rx: 1200 + seq, tx: 800 + seq },
-    temp: 47.5,
-    uptime: 86_400 + seq * 5,
-    errors: [],
-  };
-}
 
 /**
  * Every simulated worker offers one action, `noop`, which "prints" 1 KiB and succeeds at once: the fan-out bench

@@ -28,7 +28,7 @@ export interface SessionContext {
 type Phase = "awaiting-hello" | "open" | "closed";
 
 /** The certificate's labels were given by the operator's token: a worker cannot say otherwise about those keys. */
-function withCertificateLabels(own: Labels, fromCert: Labels): Labels {
+export function mergeLabels(own: Labels, fromCert: Labels): Labels {
   return Object.keys(fromCert).length === 0 ? own : { ...own, ...fromCert };
 }
 
@@ -242,7 +242,7 @@ export class WorkerSession {
       sessionId: this.sessionId,
       hostname: hello.hostname,
       agentVersion: hello.agentVersion,
-      labels: withCertificateLabels(hello.labels, this.certLabels),
+      labels: mergeLabels(hello.labels, this.certLabels),
       platform: hello.platform,
       address: this.address,
       // Only a renewing worker's warning follows its certificate's life (certWarnThresholdMs): a hand-issued one

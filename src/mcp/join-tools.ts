@@ -63,7 +63,7 @@ export function registerJoinTools(server: McpServer, manager: Manager, deps: Joi
       title: "Join requests",
       description:
         "Hosts waiting to join (at most 100, each up to 1 h), oldest first, in one answer (no paging); approve_join " +
-        "or deny_join decides. The host's claims: requestedId (its id if approved), hostname. Observed: address, keyFingerprint " +
+        "or deny_join decides. Reported by the joining host (its claims): requestedId (its id if approved), hostname. Observed: address, keyFingerprint " +
         "(of its CSR), tokenId (valid token shown, or null). labels: its token's.",
       outputSchema: ListJoinRequestsOutput.shape,
       annotations: readOnly,

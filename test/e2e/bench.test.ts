@@ -18,13 +18,38 @@ interface BareStorm {
 
 /** The benchmark at a small size: it runs end to end, and what it reports is consistent with what it did. */
 describe("npm run bench (small)", () => {
-  let cleanup: () => Promise<void> = async () => {};
-  after(() => cleanup());
+  const cleanups: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const c of cleanups) await c();
+  });
+
+  it("the join phase alone: 20 hosts joining at once with one token are all enrolled and healthy", { timeout: 120_000 }, async () => {
+    const tmp = await tempDir("bench-joins");
+    cleanups.push(tmp.cleanup);
+    const child = spawn(process.execPath, ["--import", "tsx", RUN, "--joins-only", "--joins", "20", "--out", tmp.path], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.equal(code, 0, stderr);
+    const { results, joins } = JSON.parse(readFileSync(join(tmp.path, "latest.json"), "utf8")) as {
+      results: unknown[];
+      joins: { n: number; enrolled: number; healthy: number; joinP50Ms: number; joinP99Ms: number; cpuPerEnrollmentMs: number; enrolledS: number; healthyS: number; attempts: number };
+    };
+    assert.deepEqual(results, [], "no fleet-size phase ran");
+    assert.deepEqual([joins.n, joins.enrolled, joins.healthy], [20, 20, 20], `every host enrolled and healthy: ${JSON.stringify(joins)}`);
+    assert.ok(joins.attempts >= 20, "one join exchange at least per host");
+    assert.ok(joins.joinP50Ms > 0 && joins.joinP99Ms >= joins.joinP50Ms, "one join's percentiles were measured");
+    assert.ok(joins.cpuPerEnrollmentMs > 0 && joins.enrolledS > 0 && joins.healthyS >= joins.enrolledS, "the manager's CPU and the wall times were read");
+    assert.match(stdout, /\| 20 hosts joining at once[^|]*\| \|/);
+    assert.match(stdout, /\| all enrolled[^|]*\| [\d.]+ s \(20 of 20\) \|/);
+  });
 
   it("measures a 200-worker fleet against the baseline and writes a table and JSON", { timeout: 240_000 }, async () => {
     const tmp = await tempDir("bench");
-    cleanup = tmp.cleanup;
-    const child = spawn(process.execPath, ["--import", "tsx", RUN, "--sizes", "200", "--window", "3", "--calls", "10", "--out", tmp.path], {
+    cleanups.push(tmp.cleanup);
+    const child = spawn(process.execPath, ["--import", "tsx", RUN, "--sizes", "200", "--window", "3", "--calls", "10", "--joins", "0", "--out", tmp.path], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

@@ -19,13 +19,24 @@ describe("the manager over MCP (SDK Client over stdio, real workers)", () => {
   });
   after(() => mcp?.kill());
 
-  it("offers the fixed tool set, read-only but for forget_worker, run_action and cancel_job, each with an output schema", async () => {
+  it("offers the fixed tool set, read-only but for forget_worker, run_action, cancel_job and the join decisions, each with an output schema", async () => {
     const { tools } = await mcp.client.listTools();
-    const acting = ["cancel_job", "forget_worker", "run_action"];
-    assert.deepEqual(
-      tools.map((t) => t.name).sort(),
-      ["cancel_job", "forget_worker", "get_all_workers_status", "get_fleet_summary", "get_job", "get_worker_events", "get_worker_status", "list_actions", "list_workers", "run_action"],
-    );
+    const acting = ["approve_join", "cancel_job", "deny_join", "forget_worker", "run_action"];
+    assert.deepEqual(tools.map((t) => t.name).sort(), [
+      "approve_join",
+      "cancel_job",
+      "deny_join",
+      "forget_worker",
+      "get_all_workers_status",
+      "get_fleet_summary",
+      "get_job",
+      "get_worker_events",
+      "get_worker_status",
+      "list_actions",
+      "list_join_requests",
+      "list_workers",
+      "run_action",
+    ]);
     for (const t of tools) {
       assert.equal(t.annotations?.readOnlyHint, !acting.includes(t.name), `${t.name} is read-only unless it acts`);
       assert.ok(t.outputSchema, `${t.name} declares an output schema`);
@@ -73,9 +84,10 @@ describe("the manager over MCP (SDK Client over stdio, real workers)", () => {
     assert.equal(typeof r.worker.reported.hostname, "string");
     assert.deepEqual(Object.keys(r.worker.reported), ["hostname", "agentVersion", "labels", "platform"]);
     const { tools } = await mcp.client.listTools();
-    // The events and forget_worker and cancel_job answer only what the manager itself observed and recorded.
-    for (const t of tools.filter((x) => !["get_worker_events", "forget_worker", "cancel_job"].includes(x.name))) {
-      assert.match(t.description ?? "", /[Rr]eported by the worker|summed from what the workers report/, `${t.name} says which fields are the worker's claims`);
+    // The events, forget_worker, cancel_job and the join decisions answer only what the manager itself observed and decided.
+    const managersOwn = ["get_worker_events", "forget_worker", "cancel_job", "approve_join", "deny_join"];
+    for (const t of tools.filter((x) => !managersOwn.includes(x.name))) {
+      assert.match(t.description ?? "", /[Rr]eported by the (worker|joining host)|summed from what the workers report/, `${t.name} says which fields are the worker's claims`);
     }
   });
 
