@@ -277,7 +277,7 @@ class Service implements JobManager {
   // ---- the parts ----
 
   private workers() {
-    return this.o.registry.list().sort((a, b) => byText(a.id, b.id));
+    return this.o.registry.briefs().sort((a, b) => byText(a.id, b.id));
   }
 
   private planInputs(): PlanInputs {
@@ -308,8 +308,8 @@ class Service implements JobManager {
         const summary = outcome[stream];
         if (summary && summary.tail !== "") summary.tail = this.outputs.shareTail(job.id, inv.worker, stream, summary.tail);
       }
-      const { partial: _partial, ...rest } = outcome;
-      this.scheduler.end(job, inv, rest, this.o.clock.wall());
+      // The job copies the fields it keeps (not `partial`, which the kept output has now).
+      this.scheduler.end(job, inv, outcome, this.o.clock.wall());
     } catch (err) {
       this.o.log.error({ job: job.id, worker: inv.worker, err: errorMessage(err) }, "invocation failed in the manager");
       this.scheduler.end(job, inv, { status: "failed", error: "E_INTERNAL" }, this.o.clock.wall());
