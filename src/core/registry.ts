@@ -475,6 +475,16 @@ export class Registry {
     return [...this.workers.values()].map((r) => this.view(r));
   }
 
+  /**
+   * Each worker's id, state and labels only: what a job's plan looks at. A full view copies a worker's metrics,
+   * which at 10,000 workers is megabytes for every plan.
+   */
+  briefs(): Array<Pick<WorkerView, "id" | "state" | "labels">> {
+    const out: Array<Pick<WorkerView, "id" | "state" | "labels">> = [];
+    for (const rec of this.workers.values()) out.push({ id: rec.info.id, state: rec.state, labels: rec.info.labels });
+    return out;
+  }
+
   get size(): number {
     return this.workers.size;
   }

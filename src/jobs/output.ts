@@ -3,9 +3,15 @@ import { MAX_KEPT_OUTPUT_BYTES, type OutputChunk } from "../protocol/actions.js"
 /** What the manager keeps of all invocations' output at once, by default; past it the oldest finished jobs' go first. */
 export const DEFAULT_OUTPUT_BUDGET_BYTES = 256 * 1024 * 1024;
 
+/**
+ * A stream's kept chunks: none, the one chunk itself (most outputs are a single frame), or the chunks in order.
+ * An array per stream per invocation is a few hundred bytes that ten thousand invocations of one job would hold.
+ */
+type Chunks = string | string[] | undefined;
+
 interface Kept {
-  stdout: string[];
-  stderr: string[];
+  stdout: Chunks;
+  stderr: Chunks;
   bytes: number;
   /** Some of what was streamed is not here: over the per-invocation or the manager-wide bound. */
   dropped: boolean;
@@ -51,7 +57,7 @@ export class OutputKeeper {
     if (!job) return;
     let kept = job.byWorker.get(worker);
     if (!kept) {
-      kept = { stdout: [], stderr: [], bytes: 0, dropped: false, partial: false };
+      kept = { stdout: undefined, stderr: undefined, bytes: 0, dropped: false, partial: false };
       job.byWorker.set(worker, kept);
     }
     const size = Buffer.byteLength(chunk.data);
@@ -59,7 +65,10 @@ export class OutputKeeper {
       kept.dropped = true;
       return;
     }
-    kept[chunk.stream].push(chunk.data);
+    const was = kept[chunk.stream];
+    if (was === undefined) kept[chunk.stream] = chunk.data;
+    else if (typeof was === "string") kept[chunk.stream] = [was, chunk.data];
+    else was.push(chunk.data);
     kept.bytes += size;
     this.total += size;
   }
@@ -70,7 +79,7 @@ export class OutputKeeper {
    */
   shareTail(jobId: string, worker: string, stream: OutputChunk["stream"], tail: string): string {
     const chunks = this.jobs.get(jobId)?.byWorker.get(worker)?.[stream];
-    return chunks?.length === 1 && chunks[0] === tail ? chunks[0] : tail;
+    return chunks === tail ? chunks : tail;
   }
 
   /** The worker's final result said it kept less than the program wrote. */
@@ -83,7 +92,7 @@ export class OutputKeeper {
   get(jobId: string, worker: string): KeptText | undefined {
     const kept = this.jobs.get(jobId)?.byWorker.get(worker);
     if (!kept || (kept.bytes === 0 && kept.dropped)) return undefined;
-    return { stdout: kept.stdout.join(""), stderr: kept.stderr.join(""), truncated: kept.dropped || kept.partial };
+    return { stdout: text(kept.stdout), stderr: text(kept.stderr), truncated: kept.dropped || kept.partial };
   }
 
   /** The job left the history: everything it kept goes. */
@@ -105,4 +114,8 @@ export class OutputKeeper {
     }
     return false;
   }
+}
+
+function text(chunks: Chunks): string {
+  return chunks === undefined ? "" : typeof chunks === "string" ? chunks : chunks.join("");
 }

@@ -2,6 +2,7 @@ import type { z } from "zod";
 import { isFleetError } from "../errors.js";
 import type { ActionKind, Arguments, OutputChunk, RunResult } from "../protocol/actions.js";
 import type { CallOptions } from "../protocol/correlator.js";
+import type { Progress } from "../protocol/messages.js";
 import { DIAGNOSTIC_OUTPUTS } from "../protocol/diagnostics.js";
 import type { MethodName, MethodParams, MethodResult } from "../protocol/methods.js";
 import { ERROR_CODE_PATTERN } from "../protocol/text.js";
@@ -42,29 +43,41 @@ export type RunOutcome = Outcome & { partial?: boolean };
 /**
  * Runs one invocation on its worker: actions.run with the output streamed in progress frames, the answer checked
  * (a built-in's structured result against its output schema), and every failure sorted into an invocation status.
+ * A fan-out holds a thousand of these in flight for as long as each takes, so a run is one call object and one
+ * promise reaction, not an async function's frame and closures (docs/performance.md, "Fan-out of an action").
  */
-export async function runInvocation(link: WorkerLink, order: RunOrder, hooks: RunHooks): Promise<RunOutcome> {
+export function runInvocation(link: WorkerLink, order: RunOrder, hooks: RunHooks): Promise<RunOutcome> {
   // Not connected when its turn came: nothing was sent. (An error thrown before the frame left is the same; see
   // classifyFailure.)
-  if (!link.connected(order.worker)) return { status: "undeliverable", error: "E_NOT_CONNECTED" };
-  let result: RunResult;
+  if (!link.connected(order.worker)) return Promise.resolve({ status: "undeliverable", error: "E_NOT_CONNECTED" });
+  const call = new RunCall(order, hooks);
+  let answer: Promise<RunResult>;
   try {
-    result = await link.request(
-      order.worker,
-      "actions.run",
-      { invocation: order.invocation, action: order.action, arguments: order.arguments, timeoutMs: order.timeoutMs },
-      {
-        timeoutMs: order.timeoutMs + ANSWER_GRACE_MS,
-        abortable: hooks.abortable,
-        onProgress: (p) => {
-          if (p.output) hooks.onOutput(p.output);
-        },
-      },
-    );
+    answer = link.request(order.worker, "actions.run", { invocation: order.invocation, action: order.action, arguments: order.arguments, timeoutMs: order.timeoutMs }, call);
   } catch (err) {
-    return classifyFailure(err);
+    return Promise.resolve(classifyFailure(err));
   }
-  return outcomeOf(order, result);
+  return answer.then((result) => outcomeOf(order, result), classifyFailure);
+}
+
+/** The call's options for one run: the streamed output goes to the hooks, as does the function that aborts it. */
+class RunCall implements CallOptions {
+  readonly timeoutMs: number;
+
+  constructor(
+    order: RunOrder,
+    private readonly hooks: RunHooks,
+  ) {
+    this.timeoutMs = order.timeoutMs + ANSWER_GRACE_MS;
+  }
+
+  onProgress(p: Progress): void {
+    if (p.output) this.hooks.onOutput(p.output);
+  }
+
+  abortable(abort: () => void): void {
+    this.hooks.abortable?.(abort);
+  }
 }
 
 /** The worker's answer as an outcome; a built-in whose result does not match its output schema failed. */

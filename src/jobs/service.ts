@@ -21,7 +21,7 @@ import { CatalogueCache } from "./catalogues.js";
 import { invocationView, Job, type Invocation } from "./job.js";
 import { DEFAULT_OUTPUT_BUDGET_BYTES, OutputKeeper } from "./output.js";
 import { buildPlan, invocationTimeout, matchesLabel, type PlanInputs } from "./plan.js";
-import { cancelInvocation, runInvocation, type WorkerLink } from "./runner.js";
+import { cancelInvocation, runInvocation, type RunHooks, type RunOutcome, type WorkerLink } from "./runner.js";
 import { DEFAULT_SCHEDULE_LIMITS, Scheduler, type ScheduleLimits } from "./schedule.js";
 import { ActionEvents, DEFAULT_JOB_HISTORY, JobStore, type PersistedJobs } from "./store.js";
 
@@ -277,7 +277,7 @@ class Service implements JobManager {
   // ---- the parts ----
 
   private workers() {
-    return this.o.registry.list().sort((a, b) => byText(a.id, b.id));
+    return this.o.registry.briefs().sort((a, b) => byText(a.id, b.id));
   }
 
   private planInputs(): PlanInputs {
@@ -292,26 +292,31 @@ class Service implements JobManager {
 
   private run(job: Job, inv: Invocation): void {
     const order = { worker: inv.worker, invocation: inv.id, action: job.action, kind: inv.kind, arguments: job.arguments, timeoutMs: inv.timeoutMs };
-    const hooks = { onOutput: (chunk: OutputChunk) => this.outputs.append(job.id, inv.worker, chunk), abortable: (abort: () => void) => this.aborts.set(inv.id, abort) };
-    runInvocation(this.o.link, order, hooks)
-      .then((outcome) => {
-        if (outcome.partial) this.outputs.markPartial(job.id, inv.worker);
-        for (const stream of ["stdout", "stderr"] as const) {
-          const summary = outcome[stream];
-          if (summary && summary.tail !== "") summary.tail = this.outputs.shareTail(job.id, inv.worker, stream, summary.tail);
-        }
-        const { partial: _partial, ...rest } = outcome;
-        this.scheduler.end(job, inv, rest, this.o.clock.wall());
-      })
-      .catch((err: unknown) => {
-        this.o.log.error({ job: job.id, worker: inv.worker, err: errorMessage(err) }, "invocation failed in the manager");
-        this.scheduler.end(job, inv, { status: "failed", error: "E_INTERNAL" }, this.o.clock.wall());
-      })
-      .finally(() => {
-        this.aborts.delete(inv.id);
-        this.settle(job);
-        this.pump();
-      });
+    const run = new Run(job, inv, this.outputs, this.aborts);
+    runInvocation(this.o.link, order, run).then(
+      (outcome) => this.ended(run, outcome),
+      (err: unknown) => this.ended(run, undefined, err),
+    );
+  }
+
+  /** One run's answer (or the error it failed with in the manager) reaches its job; then the next ones start. */
+  private ended({ job, inv }: Run, outcome: RunOutcome | undefined, failure?: unknown): void {
+    try {
+      if (!outcome) throw failure;
+      if (outcome.partial) this.outputs.markPartial(job.id, inv.worker);
+      for (const stream of ["stdout", "stderr"] as const) {
+        const summary = outcome[stream];
+        if (summary && summary.tail !== "") summary.tail = this.outputs.shareTail(job.id, inv.worker, stream, summary.tail);
+      }
+      // The job copies the fields it keeps (not `partial`, which the kept output has now).
+      this.scheduler.end(job, inv, outcome, this.o.clock.wall());
+    } catch (err) {
+      this.o.log.error({ job: job.id, worker: inv.worker, err: errorMessage(err) }, "invocation failed in the manager");
+      this.scheduler.end(job, inv, { status: "failed", error: "E_INTERNAL" }, this.o.clock.wall());
+    }
+    this.aborts.delete(inv.id);
+    this.settle(job);
+    this.pump();
   }
 
   /** Each ending invocation becomes an action event and reaches the job's listeners. */
@@ -400,6 +405,27 @@ class Service implements JobManager {
     }
     this.prune();
     if (restored.length > 0 || refused > 0) this.o.log.info({ jobs: restored.length, refused }, "restored the job history");
+  }
+}
+
+/**
+ * One running invocation as the runner's hooks: a single object rather than closures over the job, since a fan-out
+ * holds a thousand of them for as long as each takes.
+ */
+class Run implements RunHooks {
+  constructor(
+    readonly job: Job,
+    readonly inv: Invocation,
+    private readonly outputs: OutputKeeper,
+    private readonly aborts: Map<string, () => void>,
+  ) {}
+
+  onOutput(chunk: OutputChunk): void {
+    this.outputs.append(this.job.id, this.inv.worker, chunk);
+  }
+
+  abortable(abort: () => void): void {
+    this.aborts.set(this.inv.id, abort);
   }
 }
 

@@ -261,14 +261,17 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
 
   const link = {
     connected: (workerId: string) => sessions.current(workerId)?.isOpen ?? false,
-    async request<M extends MethodName>(workerId: string, method: M, params: MethodParams<M> | Record<string, never> | undefined, callOptions: CallOptions): Promise<MethodResult<M>> {
+    // Not an async function: a fan-out has a thousand of these waiting at once, and each would hold its frame.
+    request<M extends MethodName>(workerId: string, method: M, params: MethodParams<M> | Record<string, never> | undefined, callOptions: CallOptions): Promise<MethodResult<M>> {
       const session = sessions.current(workerId);
-      if (!session?.isOpen) throw new FleetError("E_NOT_CONNECTED", `worker ${workerId} is not connected`);
-      const answer = METHODS[method].result.safeParse(await session.request(method, params, callOptions));
-      if (!answer.success) {
-        throw new FleetError("E_BAD_RESPONSE", `worker ${workerId} answered ${method} with data that does not match the protocol`);
-      }
-      return answer.data as MethodResult<M>;
+      if (!session?.isOpen) return Promise.reject(new FleetError("E_NOT_CONNECTED", `worker ${workerId} is not connected`));
+      return session.request(method, params, callOptions).then((value) => {
+        const answer = METHODS[method].result.safeParse(value);
+        if (!answer.success) {
+          throw new FleetError("E_BAD_RESPONSE", `worker ${workerId} answered ${method} with data that does not match the protocol`);
+        }
+        return answer.data as MethodResult<M>;
+      });
     },
   };
   const jobs = createJobService({

@@ -16,7 +16,8 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
-  onProgress?: (p: Progress) => void;
+  /** The caller's options, whose hooks are called as its methods (a run's options are one object, runner.ts). */
+  options: CallOptions;
   cleanup?: () => void;
 }
 
@@ -48,7 +49,7 @@ export class Correlator {
         () => this.settle(id, new FleetError("E_TIMEOUT", `no answer to ${method} within ${options.timeoutMs} ms`)),
         options.timeoutMs,
       );
-      const pending: Pending = { resolve, reject, timer, onProgress: options.onProgress };
+      const pending: Pending = { resolve, reject, timer, options };
       if (signal) pending.cleanup = () => signal.removeEventListener("abort", onAbort);
       this.pending.set(id, pending);
       options.abortable?.(onAbort);
@@ -77,7 +78,7 @@ export class Correlator {
   handleProgress(progress: Progress): boolean {
     const p = this.pending.get(progress.id);
     if (!p) return false;
-    p.onProgress?.(progress);
+    p.options.onProgress?.(progress);
     return true;
   }
 
