@@ -51,19 +51,40 @@ export async function withFileLock<T>(
   }
 }
 
+// This process's own updates of one file, in the order asked: each waits for the one before it here, so only one
+// of them polls the lock file at a time. Polling against each other, a burst of joins starved some of them past
+// the lock's wait, although no other process held the file.
+const turns = new Map<string, Promise<unknown>>();
+
+function inTurn<T>(path: string, body: () => Promise<T>): Promise<T> {
+  const before = turns.get(path) ?? Promise.resolve();
+  const mine = before.then(body, body);
+  const settled = mine.then(
+    () => undefined,
+    () => undefined,
+  );
+  turns.set(path, settled);
+  void settled.then(() => {
+    if (turns.get(path) === settled) turns.delete(path);
+  });
+  return mine;
+}
+
 /**
- * Reads the file, lets `change` edit what was read, and writes it back, one process at a time: two processes
- * racing would otherwise lose one's change.
+ * Reads the file, lets `change` edit what was read, and writes it back, one process at a time (and one update
+ * of this process at a time): two processes racing would otherwise lose one's change.
  */
 export async function lockedUpdate<D, T>(file: LockedFile<D>, change: (data: D) => T | Promise<T>): Promise<T> {
-  return withFileLock(file.path, file.busy, async () => {
-    const data = await file.read(file.path);
-    const before = file.serialize(data);
-    const result = await change(data);
-    const after = file.serialize(data);
-    if (after !== before) await writeFileAtomic(file.path, after, file.mode);
-    return result;
-  });
+  return inTurn(file.path, () =>
+    withFileLock(file.path, file.busy, async () => {
+      const data = await file.read(file.path);
+      const before = file.serialize(data);
+      const result = await change(data);
+      const after = file.serialize(data);
+      if (after !== before) await writeFileAtomic(file.path, after, file.mode);
+      return result;
+    }),
+  );
 }
 
 /**

@@ -206,6 +206,22 @@ describe("the join file on disk", () => {
     assert.deepEqual((await readJoinFile(path)).tokens.map((t) => t.id).sort(), ["aaaaaa", "bbbbbb", "cccccc"]);
   });
 
+  it("a burst of updates in one process lands in the order asked, each waiting its turn rather than polling the lock", async () => {
+    const path = join(dir, "burst.json");
+    const ids = Array.from({ length: 40 }, (_, i) => `b${String(i).padStart(5, "0")}`);
+    // Each change yields to the event loop, so updates that polled the lock file against each other would take
+    // it in whatever order their polls happened to come round.
+    await Promise.all(
+      ids.map((id) =>
+        updateJoinFile(path, async (f) => {
+          await new Promise((r) => setTimeout(r, 2));
+          f.tokens.push(token({ id }));
+        }),
+      ),
+    );
+    assert.deepEqual((await readJoinFile(path)).tokens.map((t) => t.id), ids);
+  });
+
   it("a change that throws writes nothing and releases the lock", async () => {
     const path = join(dir, "race.json");
     const text = await readFile(path, "utf8");
