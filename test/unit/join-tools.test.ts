@@ -187,7 +187,7 @@ describe("the join tools (list_join_requests, approve_join, deny_join)", () => {
       assert.deepEqual(byName.get(name)?.inputSchema.required, ["request_id"], name);
     }
     for (const name of ["list_join_requests", "approve_join", "deny_join"]) assert.ok(byName.get(name)?.outputSchema, `${name} declares an output schema`);
-    assert.match(byName.get("list_join_requests")!.description!, /claims: requestedId .*hostname\. Observed: address, keyFingerprint/);
+    assert.match(byName.get("list_join_requests")!.description!, /Reported by the joining host \(its claims\): requestedId .*hostname\. Observed: address, keyFingerprint/);
   });
 
   it("list_join_requests shows every pending request, oldest first, with its age in seconds and whether the manager enrolls", async () => {
