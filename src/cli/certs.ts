@@ -2,11 +2,12 @@ import { Command, Option } from "commander";
 import { z } from "zod";
 import { fields, flag, loadConfig } from "../config/load.js";
 import { FleetError } from "../errors.js";
-import { ROLES } from "../pki/identity.js";
-import { initFleet, issueWorker, listCertificates, revokeWorker, type ListedCertificate } from "../pki/store.js";
+import { CLIENT_ROLES, ROLES } from "../pki/identity.js";
+import { initFleet, issueClient, listCertificates, revokeClient, type ListedCertificate } from "../pki/store.js";
 import { loadTlsMaterial } from "../tls/contexts.js";
 
 const dirFlag = () => flag("--dir <dir>", "certificate directory", "certs");
+const clientRoleFlag = (what: string) => new Option("--role <role>", what).choices(CLIENT_ROLES).default("worker");
 
 export function certsCommand(): Command {
   const certs = new Command("certs").description("create the fleet CA and certificates, list and revoke them");
@@ -27,33 +28,35 @@ export function certsCommand(): Command {
 
   certs
     .command("issue")
-    .description("create a worker's certificate and key")
-    .argument("<worker-id>", "the worker's id: a DNS label, usually its host name")
+    .description("create a worker's certificate and key, or an operator's or viewer's for the manager's /mcp endpoint")
+    .argument("<id>", "the worker's id (a DNS label, usually its host name), or the person's name (a DNS label)")
     .addOption(dirFlag())
+    .addOption(clientRoleFlag("worker (workers/), operator (operators/: may act) or viewer (viewers/: may only read)"))
     .addOption(flag("--days <n>", "validity in days", "365"))
     .option("--force", "replace an existing certificate for this id")
-    .action(async (workerId: string, _opts, cmd: Command) => {
+    .action(async (id: string, _opts, cmd: Command) => {
       const o = loadConfig(
-        z.object({ dir: fields.path, days: fields.positiveInt(36500), force: z.boolean().optional() }),
+        z.object({ dir: fields.path, role: z.enum(CLIENT_ROLES), days: fields.positiveInt(36500), force: z.boolean().optional() }),
         cmd,
       );
-      const r = await issueWorker({ dir: o.dir, id: workerId, days: o.days, force: o.force });
-      console.log(`issued worker "${r.id}" (serial ${r.serialNumber}, expires ${r.notAfter.toISOString()}):`);
+      const r = await issueClient({ dir: o.dir, id, role: o.role, days: o.days, force: o.force });
+      console.log(`issued ${o.role} "${r.id}" (serial ${r.serialNumber}, expires ${r.notAfter.toISOString()}):`);
       console.log(`  ${r.cert}\n  ${r.key}`);
     });
 
   certs
     .command("revoke")
-    .description("put every unexpired certificate issued to a worker on the CRL (renewed ones included)")
-    .argument("<worker-id>")
+    .description("put every unexpired certificate issued to an id on the CRL (renewed ones included)")
+    .argument("<id>")
     .addOption(dirFlag())
-    .action(async (workerId: string, _opts, cmd: Command) => {
-      const o = loadConfig(z.object({ dir: fields.path }), cmd);
-      const r = await revokeWorker({ dir: o.dir, id: workerId });
+    .addOption(clientRoleFlag("whose id it is: worker, operator or viewer"))
+    .action(async (id: string, _opts, cmd: Command) => {
+      const o = loadConfig(z.object({ dir: fields.path, role: z.enum(CLIENT_ROLES) }), cmd);
+      const r = await revokeClient({ dir: o.dir, id, role: o.role });
       const serials = (list: string[]) => (list.length === 1 ? `serial ${list[0]}` : `serials ${list.join(", ")}`);
       const done = r.revoked.length > 0 ? `revoked ${serials(r.revoked)}` : "nothing left to revoke";
       const before = r.alreadyRevoked.length > 0 ? `; already revoked: ${serials(r.alreadyRevoked)}` : "";
-      console.log(`worker "${r.id}": ${done}${before}; CRL number ${r.crlNumber} written to ${r.crl}`);
+      console.log(`${r.role} "${r.id}": ${done}${before}; CRL number ${r.crlNumber} written to ${r.crl}`);
     });
 
   certs

@@ -7,11 +7,20 @@ import { createLogger, type Logger } from "../log.js";
 import { loadIssuer, type Issuer } from "../enroll/issuer.js";
 import { tokensPathBesideCa } from "../enroll/token-file.js";
 import { readCertificate } from "../pki/identity.js";
-import { startManager } from "../manager/manager.js";
+import { startManager, type Manager } from "../manager/manager.js";
+import { MCP_PATH } from "../manager/mcp-http.js";
+import type { Principal } from "../mcp/principal.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { DEFAULT_STATE_HINT, defaultStateFile } from "../config/paths.js";
 import { createMcpServer } from "../mcp/server.js";
 import { duration, logLevelField, logLevelFlag, shutdownOn, tlsFields } from "./common.js";
+
+/** `https://a.example,https://b.example` → the origins a browser page may call /mcp from; "" → none. */
+const originsField = z
+  .string()
+  .default("")
+  .transform((text) => text.split(",").map((o) => o.trim()).filter(Boolean))
+  .pipe(z.array(z.url({ protocol: /^https?$/, error: "each origin must be an http(s) URL such as https://console.example" })));
 
 const schema = z.object({
   ...tlsFields,
@@ -42,11 +51,15 @@ const schema = z.object({
   maxJoinRequests: fields.positiveInt(100_000),
   joinRate: z.coerce.number().int().min(0).max(1_000_000),
   logLevel: logLevelField,
+  daemon: z.boolean().optional(),
+  allowedOrigins: originsField,
+  mcpIdleTimeout: duration({ min: 1000, max: 7 * 86_400_000 }),
+  maxMcpSessions: fields.positiveInt(10_000),
 });
 
 export function managerCommand(): Command {
   return new Command("manager")
-    .description("run the manager: accept workers over mutual TLS, track their health, serve MCP on stdio")
+    .description("run the manager: accept workers over mutual TLS, track their health, serve MCP on stdio (or, with --daemon, at /mcp)")
     .addOption(flag("--ca <file>", "fleet CA certificate", "certs/ca.pem"))
     .addOption(flag("--cert <file>", "manager certificate", "certs/manager.pem"))
     .addOption(flag("--key <file>", "manager private key", "certs/manager-key.pem"))
@@ -76,6 +89,10 @@ export function managerCommand(): Command {
     .addOption(flag("--cert-lifetime <duration>", "lifetime of the certificates this manager issues to joining and renewing hosts", "7d"))
     .addOption(flag("--max-join-requests <n>", "join requests waiting for approval at once", "100"))
     .addOption(flag("--join-rate <n>", "join requests a minute from one address, after a burst of 2x (0: no limit)", "10"))
+    .addOption(flag("--daemon", "serve MCP over HTTPS at /mcp on --port, to operator and viewer certificates, instead of on stdio"))
+    .addOption(flag("--allowed-origins <origins>", "with --daemon: comma-separated browser origins allowed to call /mcp (default: none; requests without Origin pass)"))
+    .addOption(flag("--mcp-idle-timeout <duration>", "with --daemon: close an MCP session with no request or stream open for this long", "30m"))
+    .addOption(flag("--max-mcp-sessions <n>", "with --daemon: MCP sessions open at once", "64"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -117,8 +134,19 @@ export function managerCommand(): Command {
           sessionsPerMinute: o.maxSessionRate,
           sessionBurst: 2 * o.maxSessionRate,
         },
+        ...(o.daemon
+          ? {
+              mcpHttp: {
+                allowedOrigins: o.allowedOrigins,
+                idleTimeoutMs: o.mcpIdleTimeout,
+                maxSessions: o.maxMcpSessions,
+                serve: (principal: Principal, m: Manager) => createMcpServer(m, { requestTimeoutMs: o.requestTimeout, log, principal }),
+              },
+            }
+          : {}),
         log,
       });
+      if (o.daemon) return serveDaemon(manager, o.host, log);
       // stdout belongs to MCP from here on: Claude Desktop (or any MCP client) talks to us over stdio.
       const mcp = createMcpServer(manager, { requestTimeoutMs: o.requestTimeout, log });
       const stop = shutdownOn(async (why) => {
@@ -131,6 +159,17 @@ export function managerCommand(): Command {
       process.stdin.once("end", () => stop("stdin closed"));
       await mcp.server.connect(new StdioServerTransport());
     });
+}
+
+/** The manager as a service: MCP is at /mcp (see src/manager/mcp-http.ts), stdin is not ours, signals stop it. */
+function serveDaemon(manager: Manager, host: string | undefined, log: Logger): void {
+  const shown = !host ? "localhost" : host.includes(":") ? `[${host}]` : host;
+  log.info({ url: `https://${shown}:${manager.port}${MCP_PATH}` }, "serving MCP over HTTPS to operator and viewer certificates");
+  shutdownOn(async (why) => {
+    log.info({ why }, "manager stopping");
+    await manager.close();
+  });
+  process.on("SIGHUP", () => void manager.reloadCrl("SIGHUP"));
 }
 
 /**

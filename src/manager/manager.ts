@@ -20,6 +20,9 @@ import { startAnnouncing } from "./announce.js";
 import { Chores } from "./chores.js";
 import { joinRequestHandler } from "./join-endpoint.js";
 import { loadCredentials } from "./credentials.js";
+import { MCP_PATH, McpHttpEndpoint, type McpHttpOptions } from "./mcp-http.js";
+import type { FleetMcp } from "../mcp/server.js";
+import type { Principal } from "../mcp/principal.js";
 import { FrontDoor } from "./front-door.js";
 import { DEFAULT_LIMITS, type SessionLimits } from "./limits.js";
 import { PaceController } from "./pace-controller.js";
@@ -74,6 +77,11 @@ export interface ManagerOptions {
    * and join requests a minute per source address (a burst of twice that; 0: no limit). None: joins are refused.
    */
   enrollment?: { issuer: Issuer | null; lifetimeMs: number; tokensPath: string; maxPending?: number; joinRate?: number };
+  /**
+   * MCP over Streamable HTTP at /mcp on the same port, for operators' and viewers' certificates (`manager --daemon`);
+   * `serve` builds one session's MCP server. None: /mcp is not served (the MCP server is on stdio).
+   */
+  mcpHttp?: Omit<McpHttpOptions, "serve"> & { serve: (principal: Principal, manager: Manager) => FleetMcp };
   /** Announce on mDNS and watch worker announcements (off unless asked for: tests and embedders opt in). */
   mdns?: boolean;
   clock?: Clock;
@@ -159,11 +167,13 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const throttle = new LogThrottle(log);
   const pace = new PaceController(registry, options.heartbeatIntervalMs, options.heartbeatBudget ?? 0, log);
   const sessions = new SessionTable();
+  let mcpHttp: McpHttpEndpoint | null = null;
   // What a reloaded CRL changes in a running manager: the workers it revokes leave the live set, and their live
-  // sessions are closed with 4004.
+  // sessions are closed with 4004; so do the MCP sessions of revoked operators and viewers.
   const onCrlReloaded = ({ revoked }: CrlUpdate) => {
     registry.revokeMatching((serial) => revoked.has(serial));
     for (const s of sessions) if (revoked.has(s.serialNumber)) s.close(CloseCode.REVOKED, `serial ${s.serialNumber}`);
+    mcpHttp?.revoked((serial) => revoked.has(serial));
   };
   const { material, ticketKeys, revocations } = await loadCredentials(options.tls, options.stateFile, log, onCrlReloaded);
   // Workers restored from the state file whose certificate was revoked while the manager was away.
@@ -200,7 +210,26 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const joinRate = options.enrollment?.joinRate ?? DEFAULT_JOIN_RATE;
   const joinRates = new SessionRate(joinRate, 2 * joinRate, MAX_RATE_IDS);
   const onJoin = joinRequestHandler({ service: enrollment, rate: joinRates, door, throttle, log, bodyTimeoutMs: limits.helloTimeoutMs });
+  let self: Manager | null = null;
+  if (options.mcpHttp) {
+    const { serve, ...rest } = options.mcpHttp;
+    mcpHttp = new McpHttpEndpoint({
+      ...rest,
+      // Sessions start only once the port listens, and by then the manager is whole.
+      serve: (principal) => serve(principal, self!),
+      fleet: material.self.identity.fleet,
+      door,
+      isRevoked: (serial) => revocations?.isRevoked(serial) ?? false,
+      throttle,
+      log,
+    });
+  }
   server.on("request", (req, res) => {
+    if (URL.parse(req.url ?? "/", "https://manager")?.pathname === MCP_PATH) {
+      if (mcpHttp) return mcpHttp.handle(req, res);
+      res.writeHead(404, { "content-type": "text/plain" });
+      return void res.end(`mcp-fleet manager: this manager serves MCP on its stdio; \`mcp-fleet manager --daemon\` serves ${MCP_PATH}\n`);
+    }
     if (isJoinSocket(req.socket as TLSSocket)) return onJoin(req, res);
     res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
     res.end(`mcp-fleet manager: workers connect with a WebSocket upgrade at ${WORKER_PATH}\n`);
@@ -296,7 +325,7 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   if (keeper) keeper.jobs = jobs;
 
   let closing: Promise<void> | null = null;
-  return {
+  self = {
     registry,
     jobs,
     joins: enrollment.enabled ? enrollment : NO_ENROLLMENT,
@@ -316,8 +345,10 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     },
     request: link.request,
     close() {
-      closing ??= shutDown({ jobs, enrollment, chores, pace, door, sessions, wss, revocations, announcer, keeper, throttle, log });
+      const parts = { jobs, enrollment, chores, pace, door, sessions, wss, revocations, announcer, keeper, throttle, log };
+      closing ??= (mcpHttp?.close() ?? Promise.resolve()).then(() => shutDown(parts));
       return closing;
     },
   };
+  return self;
 }

@@ -55,7 +55,8 @@ export function registerTransitionLogging(server: McpServer, manager: Manager): 
   const send = (level: LoggingLevel, data: Record<string, unknown>) => {
     if (!server.isConnected()) return;
     // A client that went away is noticed by the transport, not here.
-    server.sendLoggingMessage({ level, logger: "mcp-fleet", data }).catch(() => {});
+    // Over HTTP each session sets its own level, kept under its session id.
+    server.sendLoggingMessage({ level, logger: "mcp-fleet", data }, server.server.transport?.sessionId).catch(() => {});
   };
   const timer = setInterval(() => {
     const { digest: held, workers } = digest.flush(performance.now());

@@ -1,6 +1,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Logger } from "../log.js";
 import type { Manager } from "../manager/manager.js";
+import type { Principal } from "./principal.js";
 import { VERSION } from "../version.js";
 import { registerAdminTools } from "./admin-tools.js";
 import { registerTransitionLogging } from "./notifications.js";
@@ -25,7 +26,12 @@ export interface FleetMcp {
   close(): Promise<void>;
 }
 
-export function createMcpServer(manager: Manager, options: ToolOptions & { log: Logger }): FleetMcp {
+/**
+ * One MCP server over the manager. Several may run at once (one per HTTP session): each holds its own
+ * subscriptions, confirmation tokens and notification listeners, released by `close`. `principal` is the
+ * certificate behind an HTTP session; none on stdio.
+ */
+export function createMcpServer(manager: Manager, options: ToolOptions & { log: Logger; principal?: Principal }): FleetMcp {
   const server = new McpServer(
     { name: "mcp-fleet", version: VERSION },
     { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true } }, instructions: INSTRUCTIONS },

@@ -4,8 +4,15 @@ import { WORKER_ID_PATTERN, type Labels } from "../protocol/messages.js";
 import { labelsFromSubjectAltName } from "./labels-san.js";
 import { subjectAltNameUris } from "./san.js";
 
-export const ROLES = ["manager", "worker"] as const;
+export const ROLES = ["manager", "worker", "operator", "viewer"] as const;
 export type Role = (typeof ROLES)[number];
+
+/**
+ * The roles `certs issue` gives: a worker connects at the worker path; an operator or a viewer is a person's MCP
+ * client on the manager's /mcp endpoint (a viewer may only read). Each is accepted only where its role belongs.
+ */
+export const CLIENT_ROLES = ["worker", "operator", "viewer"] as const;
+export type ClientRole = (typeof CLIENT_ROLES)[number];
 
 /** Who a certificate speaks for. Carried as one URI subject alternative name: spiffe://<fleet>/<role>/<id>. */
 export interface Identity {
@@ -20,7 +27,7 @@ export function identityUri(identity: Identity): string {
   return `spiffe://${identity.fleet}/${identity.role}/${identity.id}`;
 }
 
-const URI_PATTERN = /^spiffe:\/\/([a-z0-9-]+)\/(manager|worker)\/([a-z0-9-]+)$/;
+const URI_PATTERN = /^spiffe:\/\/([a-z0-9-]+)\/(manager|worker|operator|viewer)\/([a-z0-9-]+)$/;
 
 export function parseIdentityUri(uri: string): Identity | null {
   const m = URI_PATTERN.exec(uri);

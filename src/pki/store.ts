@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { FleetError } from "../errors.js";
 import { WORKER_ID_PATTERN } from "../protocol/messages.js";
 import { createCa, createCrl, issueCertificate, readCrl, type Pem, type RevokedEntry } from "./generate.js";
-import { FLEET_NAME_PATTERN, readCertificate } from "./identity.js";
+import { CLIENT_ROLES, FLEET_NAME_PATTERN, readCertificate, type ClientRole } from "./identity.js";
 import { entryFor, readInventory, record, updateInventory, type Inventory, type InventoryEntry } from "./inventory.js";
 import { keyFingerprint } from "./csr.js";
 import { certLayout } from "./layout.js";
@@ -98,42 +98,56 @@ export interface IssueResult {
 }
 
 export async function issueWorker(options: { dir: string; id: string; days?: number; force?: boolean }): Promise<IssueResult> {
+  return issueClient({ ...options, role: "worker" });
+}
+
+const ROLE_FLAG = (role: ClientRole) => (role === "worker" ? "" : ` --role ${role}`);
+
+/**
+ * Issues a client certificate: a worker's, or an operator's or viewer's (a person's MCP client on /mcp). Each
+ * role has its own directory and its own ids, so an operator named like a host never touches that host's files.
+ */
+export async function issueClient(options: { dir: string; id: string; role: ClientRole; days?: number; force?: boolean }): Promise<IssueResult> {
+  const { role } = options;
   const id = validateWorkerId(options.id);
   const files = certLayout(options.dir);
   const ca = await loadCa(options.dir);
   const fleet = readCertificate(await readFile(files.manager, "utf8")).identity?.fleet;
   if (!fleet) throw new FleetError("E_CERT", `${files.manager} carries no fleet identity`);
-  if (!options.force && (existsSync(files.worker(id)) || existsSync(files.workerKey(id)))) {
+  const cert = files.client(role, id);
+  const key = files.clientKey(role, id);
+  if (!options.force && (existsSync(cert) || existsSync(key))) {
     throw new FleetError(
       "E_CERT_EXISTS",
-      `a certificate for worker "${id}" already exists in ${files.workersDir}; pass --force to replace it ` +
-        "(the old one stays valid until it expires or `certs revoke` revokes this id)",
+      `a certificate for ${role} "${id}" already exists in ${files.clientDir(role)}; pass --force to replace it ` +
+        `(the old one stays valid until it expires or \`certs revoke${ROLE_FLAG(role)}\` revokes this id)`,
     );
   }
-  await mkdir(files.workersDir, { recursive: true, mode: 0o755 });
+  await mkdir(files.clientDir(role), { recursive: true, mode: 0o755 });
   return updateInventory(files.inventory, async (inventory) => {
     // The certificate being replaced stays valid until it expires: it must stay revocable by its id.
-    await adoptCurrent(inventory, files.worker(id), id);
-    const issued = await issueCertificate({ ca, identity: { fleet, role: "worker", id }, days: options.days ?? 365 });
-    record(inventory, { ...entryFor(readCertificate(issued.certPem), { id, role: "worker" }), keyFingerprint: keyFingerprint(issued.keyPem), source: "certs issue" });
-    await writeNew(files.workerKey(id), issued.keyPem, PRIVATE, options.force);
-    await writeNew(files.worker(id), issued.certPem, PUBLIC, options.force);
-    return { id, cert: files.worker(id), key: files.workerKey(id), notAfter: issued.notAfter, serialNumber: issued.serialNumber };
+    await adoptCurrent(inventory, cert, id, role);
+    const issued = await issueCertificate({ ca, identity: { fleet, role, id }, days: options.days ?? 365 });
+    record(inventory, { ...entryFor(readCertificate(issued.certPem), { id, role }), keyFingerprint: keyFingerprint(issued.keyPem), source: "certs issue" });
+    await writeNew(key, issued.keyPem, PRIVATE, options.force);
+    await writeNew(cert, issued.certPem, PUBLIC, options.force);
+    return { id, cert, key, notAfter: issued.notAfter, serialNumber: issued.serialNumber };
   });
 }
 
 /** Lists the certificate now at `certPath` if the inventory does not know it yet (issued before it existed). */
-async function adoptCurrent(inventory: Inventory, certPath: string, id: string): Promise<void> {
+async function adoptCurrent(inventory: Inventory, certPath: string, id: string, role: ClientRole = "worker"): Promise<void> {
   if (!existsSync(certPath)) return;
   const facts = readCertificate(await readFile(certPath, "utf8"));
-  if (facts.identity?.role !== "worker" || facts.identity.id !== id) return;
-  const entry = entryFor(facts, { id, role: "worker" });
+  if (facts.identity?.role !== role || facts.identity.id !== id) return;
+  const entry = entryFor(facts, { id, role });
   entry.issuedAt = facts.notBefore.toISOString();
   record(inventory, entry);
 }
 
 export interface RevokeResult {
   id: string;
+  role: ClientRole;
   /** Serials revoked by this command. */
   revoked: string[];
   /** Serials of this id that an earlier revocation already covered. */
@@ -143,13 +157,14 @@ export interface RevokeResult {
 }
 
 /**
- * Revokes every unexpired certificate issued to worker `id` (renewals leave older ones valid) and writes a CRL
+ * Revokes every unexpired certificate issued to `id` in `role` (default worker; renewals leave older ones valid) and writes a CRL
  * numbered above every earlier one, so the manager can tell it from an older CRL put back in its place.
  */
-export async function revokeWorker(options: { dir: string; id: string }): Promise<RevokeResult> {
+export async function revokeClient(options: { dir: string; id: string; role?: ClientRole }): Promise<RevokeResult> {
   const id = validateWorkerId(options.id);
-  const result = await revokeCertificatesOf({ dir: options.dir, ca: await loadCa(options.dir), id });
-  if (!result) throw new FleetError("E_CERT", `no certificate for worker "${id}" in ${options.dir}`);
+  const role = options.role ?? "worker";
+  const result = await revokeCertificatesOf({ dir: options.dir, ca: await loadCa(options.dir), id, role });
+  if (!result) throw new FleetError("E_CERT", `no certificate for ${role} "${id}" in ${options.dir}`);
   return result;
 }
 
@@ -158,13 +173,14 @@ export async function revokeWorker(options: { dir: string; id: string }): Promis
  * `keepSerial`, and rewrites the CRL (signed by `ca`). Null when the inventory knows no certificate of `id`.
  * `certs revoke` and the manager's enrollment (a token that replaces an id) both revoke through here.
  */
-export async function revokeCertificatesOf(options: { dir: string; ca: Pem; id: string; keepSerial?: string }): Promise<RevokeResult | null> {
+export async function revokeCertificatesOf(options: { dir: string; ca: Pem; id: string; role?: ClientRole; keepSerial?: string }): Promise<RevokeResult | null> {
   const { id, ca } = options;
+  const role = options.role ?? "worker";
   const files = certLayout(options.dir);
   return updateInventory(files.inventory, async (inventory) => {
-    await adoptCurrent(inventory, files.worker(id), id);
+    await adoptCurrent(inventory, files.client(role, id), id, role);
     const now = new Date();
-    const mine = inventory.certificates.filter((c) => c.role === "worker" && c.id === id);
+    const mine = inventory.certificates.filter((c) => c.role === role && c.id === id);
     if (mine.length === 0) return null;
     const alreadyRevoked = mine.filter((c) => c.revokedAt !== null).map((c) => c.serialNumber);
     const revoked: string[] = [];
@@ -179,7 +195,7 @@ export async function revokeCertificatesOf(options: { dir: string; ca: Pem; id: 
     const crlNumber = [BigInt(inventory.crlNumber), current?.number ?? 0n].reduce((a, b) => (a > b ? a : b)) + 1n;
     await writeNew(files.crl, await createCrl({ ca, revoked: crlEntries(inventory, current?.entries ?? []), number: crlNumber }), PUBLIC, true);
     inventory.crlNumber = crlNumber.toString();
-    return { id, revoked, alreadyRevoked, crl: files.crl, crlNumber };
+    return { id, role, revoked, alreadyRevoked, crl: files.crl, crlNumber };
   });
 }
 
@@ -196,7 +212,7 @@ export type CertificateStatus = "valid" | "expired" | "revoked";
 
 export interface ListedCertificate extends InventoryEntry {
   status: CertificateStatus;
-  /** The certificate now in workers/<id>.pem (or manager.pem): the one a fresh install would use. */
+  /** The certificate now in workers/<id>.pem (operators/, viewers/, or manager.pem): the one a fresh install would use. */
   current: boolean;
 }
 
@@ -206,11 +222,13 @@ export async function listCertificates(options: { dir: string }): Promise<Listed
   if (!existsSync(files.ca)) throw new FleetError("E_CERT", `no fleet CA in ${options.dir}: run \`mcp-fleet certs init --dir ${options.dir}\` first`);
   const inventory = await readInventory(files.inventory);
   const currentSerials = new Set<string>();
-  const names = existsSync(files.workersDir) ? await readdir(files.workersDir) : [];
-  for (const name of names.filter((n) => n.endsWith(".pem") && !n.endsWith("-key.pem"))) {
-    const id = name.slice(0, -".pem".length);
-    await adoptCurrent(inventory, files.worker(id), id);
-    currentSerials.add(readCertificate(await readFile(files.worker(id), "utf8")).serialNumber);
+  for (const role of CLIENT_ROLES) {
+    const names = existsSync(files.clientDir(role)) ? await readdir(files.clientDir(role)) : [];
+    for (const name of names.filter((n) => n.endsWith(".pem") && !n.endsWith("-key.pem"))) {
+      const id = name.slice(0, -".pem".length);
+      await adoptCurrent(inventory, files.client(role, id), id, role);
+      currentSerials.add(readCertificate(await readFile(files.client(role, id), "utf8")).serialNumber);
+    }
   }
   if (existsSync(files.manager)) {
     const manager = readCertificate(await readFile(files.manager, "utf8"));

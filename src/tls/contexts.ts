@@ -33,7 +33,9 @@ function read(path: string, what: string): Buffer {
   }
 }
 
-export function loadTlsMaterial(paths: TlsPaths, role: Role): TlsMaterial {
+/** This process's TLS material; its certificate must have `role` (or one of several, for an MCP client). */
+export function loadTlsMaterial(paths: TlsPaths, role: Role | readonly Role[]): TlsMaterial {
+  const roles: readonly Role[] = typeof role === "string" ? [role] : role;
   const ca = read(paths.ca, "CA certificate (--ca)");
   const cert = read(paths.cert, "certificate (--cert)");
   const key = read(paths.key, "private key (--key)");
@@ -51,8 +53,8 @@ export function loadTlsMaterial(paths: TlsPaths, role: Role): TlsMaterial {
     throw new FleetError("E_CERT", `unusable TLS material (${paths.cert}, ${paths.key}): ${errorMessage(err)}`);
   }
   if (!facts.identity) throw new FleetError("E_CERT", `${paths.cert} carries no mcp-fleet identity`);
-  if (facts.identity.role !== role) {
-    throw new FleetError("E_CERT", `${paths.cert} is a ${facts.identity.role} certificate; this command needs a ${role} certificate`);
+  if (!roles.includes(facts.identity.role)) {
+    throw new FleetError("E_CERT", `${paths.cert} is a ${facts.identity.role} certificate; this command needs a ${roles.join(" or ")} certificate`);
   }
   return { ca, cert, key, self: { ...facts, identity: facts.identity } };
 }
@@ -155,28 +157,40 @@ export function gateUnauthorized(
 export const NOT_A_MANAGER = "ERR_MCP_FLEET_NOT_A_MANAGER";
 
 /**
- * The worker's side. Where the manager was found (an address, an mDNS name) proves nothing, so the host name is
- * not checked; instead the certificate must chain to the fleet CA (OpenSSL checks that) and name the manager
- * role of this fleet (checked here).
+ * Where the manager was found (an address, an mDNS name, a URL) proves nothing, so the host name is not checked;
+ * instead the certificate must chain to the fleet CA (OpenSSL checks that) and name the manager role of this
+ * fleet (checked here).
  */
+function managerIdentityCheck(fleet: string): ConnectionOptions["checkServerIdentity"] {
+  return (_host: string, cert: PeerCertificate) => {
+    const id = identityFromSubjectAltName(cert.subjectaltname);
+    if (id?.role === "manager" && id.fleet === fleet) return undefined;
+    const err = new Error(
+      `the server's certificate is not a manager of fleet "${fleet}" (it names ${id ? `${id.role} of fleet "${id.fleet}"` : "no fleet identity"})`,
+    ) as Error & { code: string };
+    err.code = NOT_A_MANAGER;
+    return err;
+  };
+}
+
+/** The worker's side: its own certificate, and only a manager of its fleet on the other end. */
 export function workerClientOptions(m: TlsMaterial): ConnectionOptions {
-  const fleet = m.self.identity.fleet;
   return {
     ca: m.ca,
     cert: m.cert,
     key: m.key,
     minVersion: "TLSv1.2",
     rejectUnauthorized: true,
-    checkServerIdentity: (_host: string, cert: PeerCertificate) => {
-      const id = identityFromSubjectAltName(cert.subjectaltname);
-      if (id?.role === "manager" && id.fleet === fleet) return undefined;
-      const err = new Error(
-        `the server's certificate is not a manager of fleet "${fleet}" (it names ${id ? `${id.role} of fleet "${id.fleet}"` : "no fleet identity"})`,
-      ) as Error & { code: string };
-      err.code = NOT_A_MANAGER;
-      return err;
-    },
+    checkServerIdentity: managerIdentityCheck(m.self.identity.fleet),
   };
+}
+
+/**
+ * An operator's or viewer's MCP client on the manager's /mcp endpoint: the same trust as a worker's, for an HTTP
+ * client (undici's `connect` options) rather than a WebSocket.
+ */
+export function mcpClientOptions(m: TlsMaterial): ConnectionOptions {
+  return workerClientOptions(m);
 }
 
 /**
