@@ -14,6 +14,8 @@ export interface Approver {
   via: "mcp" | "cli";
   name: string;
   version?: string;
+  /** The operator certificate's id, for a decision made over HTTP. */
+  operator?: string;
 }
 
 /** A join request waiting for an operator. Host name and requested id are the host's claims; address and key the manager saw. */

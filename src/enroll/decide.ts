@@ -161,6 +161,6 @@ export function requestView(r: RequestRecord, now: Date): JoinRequestView {
 }
 
 /** How a decision is recorded in the file and the log: `mcp:<client>/<version>` or `cli:<user>`. */
-export function approverText(by: { via: string; name: string; version?: string }): string {
-  return `${by.via}:${by.name}${by.version ? `/${by.version}` : ""}`.slice(0, 200);
+export function approverText(by: { via: string; name: string; version?: string; operator?: string }): string {
+  return `${by.via}:${by.name}${by.version ? `/${by.version}` : ""}${by.operator ? ` operator ${by.operator}` : ""}`.slice(0, 200);
 }

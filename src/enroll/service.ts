@@ -272,7 +272,7 @@ class Enrollment implements EnrollmentService {
       this.decidedHere.delete(requestId);
       throw err;
     }
-    this.o.log.info({ requestId, workerId: record.requestedId, decision, by: byText, client: by.name, clientVersion: by.version }, "join decided");
+    this.o.log.info({ requestId, workerId: record.requestedId, decision, by: byText, client: by.name, clientVersion: by.version, operator: by.operator }, "join decided");
     await this.refresh();
     return record;
   }

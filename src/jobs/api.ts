@@ -32,9 +32,11 @@ export type Target = { workerId: string } | { workerIds: string[] } | { label: s
 /** A count, or a percentage of the targets ("10%"), as SSM's MaxConcurrency and MaxErrors. */
 export type Limit = number | `${number}%`;
 
+/** Who started a job: the MCP client's name and version, and over HTTP the operator certificate's id. */
 export interface Client {
   name: string;
   version: string;
+  operator?: string;
 }
 
 export interface RunRequest {

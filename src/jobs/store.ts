@@ -174,7 +174,7 @@ export const PersistedJob = z.object({
   action: Text(129),
   arguments: z.record(z.string(), z.unknown()),
   target: PersistedTarget,
-  client: z.object({ name: Text(256), version: Text(256) }),
+  client: z.object({ name: Text(256), version: Text(256), operator: Text(64).optional() }),
   createdAt: z.number(),
   endedAt: z.number().nullable(),
   cancelled: z.boolean(),

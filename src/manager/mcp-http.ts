@@ -91,13 +91,15 @@ export class McpHttpEndpoint {
     const { principal } = verdict;
     const address = peerAddress(socket);
     if (this.p.isRevoked(principal.serialNumber)) {
-      this.p.throttle.warn("mcp-revoked", { address, operator: principal.id, serial: principal.serialNumber }, "MCP request refused: certificate revoked");
+      this.p.throttle.warn("mcp-revoked", { address, operator: principal.id, serial: principal.serialNumber }, "MCP refused: certificate revoked");
       refuse(res, 403, `certificate serial ${principal.serialNumber} is revoked`);
       return void socket.destroy();
     }
     const origin = req.headers.origin;
     if (origin !== undefined && !this.origins.has(origin.toLowerCase().replace(/\/+$/, ""))) {
-      this.p.throttle.warn("mcp-origin", { address, origin, operator: principal.id }, "MCP request refused: Origin not allowed (--allowed-origins)");
+      if (this.firstRefusal(`origin|${address}|${origin}`)) {
+        this.p.throttle.warn("mcp-origin", { address, origin, operator: principal.id }, "MCP refused: Origin not allowed (--allowed-origins)");
+      }
       return refuse(res, 403, `Origin ${JSON.stringify(origin)} is not allowed; the manager lists the allowed ones in --allowed-origins`);
     }
     const sessionId = req.headers["mcp-session-id"];

@@ -10,6 +10,7 @@ import { CONFIRMATION_TTL_MS, type Confirmations, planBinding, type Refusal, STA
 import { jobAnswer } from "./job-tools.js";
 import { ListActionsOutput, planOut, RunActionOutput, someIds } from "./job-views.js";
 import { answer, canAskUser, labelFilter, readOnly, stateFilter, toolError, workerId } from "./tool-kit.js";
+import type { Principal } from "./principal.js";
 import { planErrorText, runRequest, TargetInput } from "./run-request.js";
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -52,6 +53,7 @@ function actionOut(a: ActionSummary): z.input<typeof ListActionsOutput>["actions
 
 export interface RunActionDeps {
   confirmations: Confirmations;
+  principal?: Principal;
 }
 
 export function registerRunAction(server: McpServer, manager: Manager, deps: RunActionDeps): void {
@@ -87,14 +89,17 @@ export function registerRunAction(server: McpServer, manager: Manager, deps: Run
         const refused = await confirmed(server, deps.confirmations, plan, input.confirm, extra);
         if (refused) return refused;
       }
-      return runJob(jobs, plan, clientOf(server), extra);
+      return runJob(jobs, plan, clientOf(server, deps.principal), extra);
     },
   );
 }
 
-function clientOf(server: McpServer): Client {
+/** Who started a job: the MCP client as its initialize named it, and over HTTP the operator's certificate. */
+function clientOf(server: McpServer, principal: Principal | undefined): Client {
   const v = server.server.getClientVersion();
-  return { name: clip(v?.name ?? "unknown", CAPS.text), version: clip(v?.version ?? "unknown", CAPS.text) };
+  const client: Client = { name: clip(v?.name ?? "unknown", CAPS.text), version: clip(v?.version ?? "unknown", CAPS.text) };
+  if (principal) client.operator = principal.id;
+  return client;
 }
 
 const REFUSALS: Record<Exclude<Refusal, "unknown">, string> = {

@@ -7,6 +7,7 @@ import { errorMessage, isFleetError } from "../errors.js";
 import type { Manager } from "../manager/manager.js";
 import { ANSWER_MAX_CHARS, CAPS, clip, fitRows } from "./answer-budget.js";
 import { CONFIRMATION_TTL_MS, type Confirmations, joinBinding, type JoinDecision, type Refusal, STALE_TOKEN } from "./confirmations.js";
+import type { Principal } from "./principal.js";
 import { whole } from "./schemas.js";
 import { answer, canAskUser, readOnly, toolError } from "./tool-kit.js";
 
@@ -54,6 +55,7 @@ const destructive = { readOnlyHint: false, destructiveHint: true, idempotentHint
 
 export interface JoinToolDeps {
   confirmations: Confirmations;
+  principal?: Principal;
 }
 
 export function registerJoinTools(server: McpServer, manager: Manager, deps: JoinToolDeps): void {
@@ -139,7 +141,7 @@ async function decide(
   // even once its request is decided, and a request gone since is the service's to report.
   if (input.confirm !== undefined) {
     const refusal = deps.confirmations.redeem(input.confirm, binding);
-    if (refusal === null) return carryOut(server, joins, decision, input.request_id);
+    if (refusal === null) return carryOut(server, joins, decision, input.request_id, deps.principal);
     if (refusal !== "unknown") {
       return toolError(`E_CONFIRMATION: ${REFUSALS[refusal]}; nothing was decided. Call ${TOOL[decision]} without confirm for a new token.`);
     }
@@ -148,7 +150,7 @@ async function decide(
   if (!request) return toolError(unknownRequest(joins, input.request_id));
   if (canAskUser(server)) {
     const declined = await ask(server, decision, request, extra);
-    return declined ?? carryOut(server, joins, decision, request.requestId);
+    return declined ?? carryOut(server, joins, decision, request.requestId, deps.principal);
   }
   const issued = deps.confirmations.issue(binding);
   const confirmation = Confirmation.parse({ token: issued.token, expiresAt: new Date(issued.expiresAt).toISOString(), request: JoinRequestOut.parse(requestOut(request)) });
@@ -164,8 +166,8 @@ function unknownRequest(joins: JoinService, requestId: string): string {
     : `E_UNKNOWN_REQUEST: no join request ${id}: this manager does not enroll hosts (it has no CA key)`;
 }
 
-async function carryOut(server: McpServer, joins: JoinService, decision: JoinDecision, requestId: string): Promise<CallToolResult> {
-  const by = approverOf(server);
+async function carryOut(server: McpServer, joins: JoinService, decision: JoinDecision, requestId: string, principal: Principal | undefined): Promise<CallToolResult> {
+  const by = approverOf(server, principal);
   try {
     if (decision === "approve") {
       const r = await joins.approve(requestId, by);
@@ -180,11 +182,12 @@ async function carryOut(server: McpServer, joins: JoinService, decision: JoinDec
   }
 }
 
-/** The MCP client as its initialize named it: the service logs each decision with it. */
-function approverOf(server: McpServer): Approver {
+/** The MCP client as its initialize named it, and over HTTP the operator's certificate: the service logs each decision with them. */
+function approverOf(server: McpServer, principal: Principal | undefined): Approver {
   const v = server.server.getClientVersion();
   const by: Approver = { via: "mcp", name: clip(v?.name ?? "unknown", CAPS.text) };
   if (v?.version !== undefined) by.version = clip(v.version, CAPS.text);
+  if (principal) by.operator = principal.id;
   return by;
 }
 

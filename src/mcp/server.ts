@@ -7,6 +7,7 @@ import { registerAdminTools } from "./admin-tools.js";
 import { registerTransitionLogging } from "./notifications.js";
 import { registerResources } from "./resources.js";
 import { registerTools, type ToolOptions } from "./tools.js";
+import { restrictToReading } from "./viewer.js";
 
 const INSTRUCTIONS = `mcp-fleet reports on, and acts on, a fleet of worker hosts that keep a live, mutually authenticated connection to this manager.
 Start with get_fleet_summary or list_workers; use get_worker_status for one host's full detail (asked from the host now),
@@ -36,6 +37,8 @@ export function createMcpServer(manager: Manager, options: ToolOptions & { log: 
     { name: "mcp-fleet", version: VERSION },
     { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true } }, instructions: INSTRUCTIONS },
   );
+  // Before any tool is registered: the guard wraps each registration.
+  if (options.principal?.role === "viewer") restrictToReading(server, options.principal.id);
   registerTools(server, manager, options);
   registerAdminTools(server, manager);
   const resources = registerResources(server, manager, options.log);

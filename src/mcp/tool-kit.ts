@@ -2,6 +2,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { HEALTH_STATES } from "../core/health.js";
+import type { Principal } from "./principal.js";
 import { ANSWER_MAX_CHARS, answerTooLarge, CURSOR_MAX_CHARS, fitRows } from "./answer-budget.js";
 
 // What every tool family shares: how an answer is built and checked, the annotations, and the input fields.
@@ -13,6 +14,8 @@ export interface ToolOptions {
   freshConcurrency?: number;
   /** The wall clock confirmation tokens expire by (tests inject one). */
   now?: () => number;
+  /** The certificate behind an HTTP session, recorded with the jobs it starts and the joins it decides. */
+  principal?: Principal;
 }
 
 /** Said by every tool that returns worker fields: an assistant must not take a worker's claims for facts. */

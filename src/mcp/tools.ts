@@ -25,8 +25,8 @@ export function registerTools(server: McpServer, manager: Manager, options: Tool
   registerListActions(server, manager);
   // Tokens are kept per MCP server, so one client's confirmation cannot be spent by another's session.
   const confirmations = new Confirmations({ now: options.now });
-  registerRunAction(server, manager, { confirmations });
+  registerRunAction(server, manager, { confirmations, principal: options.principal });
   registerGetJob(server, manager);
   registerCancelJob(server, manager);
-  registerJoinTools(server, manager, { confirmations });
+  registerJoinTools(server, manager, { confirmations, principal: options.principal });
 }

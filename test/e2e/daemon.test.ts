@@ -36,6 +36,7 @@ describe("the manager as a service: MCP over HTTPS at /mcp for operator and view
   before(async () => {
     await issue(fx.dir, ["--role", "operator", "alice"]);
     await issue(fx.dir, ["--role", "operator", "bob"]);
+    await issue(fx.dir, ["--role", "viewer", "victor"]);
     foreignDir = join(fx.dir, "foreign");
     const init = await runCli(["certs", "init", "--dir", foreignDir, "--fleet", "test"]);
     assert.equal(init.code, 0, init.stderr);
@@ -68,7 +69,7 @@ describe("the manager as a service: MCP over HTTPS at /mcp for operator and view
     await manager.waitFor((l) => l.msg === "MCP session opened" && l.operator === "bob", 2000, "session logged with its operator");
   });
 
-  it("a worker killed with SIGKILL: both clients get the resource update and the log notification within 1 s", async () => {
+  it("a worker killed with SIGKILL: both clients get the resource update and the log notification within 1 s", async (t) => {
     for (const c of clients) await c.client.subscribeResource({ uri: "fleet://workers" });
     const from = manager.lines.length;
     workers.get("d2")!.kill("SIGKILL");
@@ -79,6 +80,7 @@ describe("the manager as a service: MCP over HTTPS at /mcp for operator and view
       assert.ok(update.receivedAt - transition.receivedAt < 1000, `update after ${update.receivedAt - transition.receivedAt} ms`);
       assert.ok(logged.receivedAt - transition.receivedAt < 1000, `log after ${logged.receivedAt - transition.receivedAt} ms`);
       assert.equal(logged.level, "warning");
+      t.diagnostic(`after the transition line: resource update ${Math.round(update.receivedAt - transition.receivedAt)} ms, log ${Math.round(logged.receivedAt - transition.receivedAt)} ms`);
     }
   });
 
@@ -135,5 +137,118 @@ describe("the manager as a service: MCP over HTTPS at /mcp for operator and view
     const alice = personCert(fx.dir, "operator", "alice");
     const outcome = await rawClient(manager.url, { ca: fx.certs.ca, ...alice }, (ws) => ws.send(JSON.stringify(helloFor("alice")))).done;
     assert.equal(outcome.closeCode, 4003);
+  });
+  it("a viewer reads, but run_action answers E_FORBIDDEN naming the operator role, and nothing runs", async () => {
+    const viewer = await HttpMcp.connect(manager.port, fx.certs.ca, personCert(fx.dir, "viewer", "victor"), "viewer-client");
+    clients.push(viewer);
+    const { workers: rows } = await viewer.ok<{ workers: Array<{ id: string }> }>("list_workers");
+    assert.ok(rows.some((w) => w.id === "d1"));
+    const { tools } = await viewer.client.listTools();
+    for (const t of tools.filter((x) => x.annotations?.readOnlyHint !== true)) {
+      assert.match(t.description ?? "", /needs the operator role/, `${t.name} says a viewer may not call it`);
+    }
+    const from = manager.lines.length;
+    const r = await viewer.call("run_action", { action: "processes", arguments: { limit: 3 }, target: { worker_id: "d1" } });
+    assert.equal(r.isError, true);
+    assert.match((r.content[0] as { text: string }).text, /^E_FORBIDDEN: run_action needs the operator role; .*viewer "victor"/);
+    for (const tool of ["cancel_job", "forget_worker", "approve_join", "deny_join"]) {
+      const args = tool === "cancel_job" ? { job_id: "job-000000000000" } : tool === "forget_worker" ? { worker_id: "d2" } : { request_id: "abcdefgh" };
+      const refused = await viewer.call(tool, args);
+      assert.match((refused.content[0] as { text: string }).text, /^E_FORBIDDEN/, tool);
+    }
+    const { workers: still } = await viewer.ok<{ workers: Array<{ id: string }> }>("list_workers");
+    assert.ok(still.some((w) => w.id === "d2"), "forget_worker did nothing");
+    assert.equal(manager.lines.slice(from).filter((l) => l.audit === "job").length, 0, "no job started");
+  });
+
+  it("an operator runs a read-only built-in action: the audit line and get_job name the operator's certificate", async () => {
+    const alice = clients[0]!;
+    const from = manager.lines.length;
+    const r = await alice.ok<{ job: { id: string; status: string } }>("run_action", { action: "processes", arguments: { limit: 3 }, target: { worker_id: "d1" } });
+    const started = await manager.waitFor((l) => l.audit === "job" && l.jobId === r.job.id, 5000, "audit line", from);
+    assert.deepEqual(started.client, { name: "client-a", version: "1.2.3", operator: "alice" });
+    const job = await alice.ok<{ job: { client: Record<string, string> } }>("get_job", { job_id: r.job.id });
+    assert.deepEqual(job.job.client, { name: "client-a", version: "1.2.3", operator: "alice" });
+    await manager.waitFor((l) => l.audit === "job" && l.jobId === r.job.id && l.msg === "job ended", 10_000, "job ended", from);
+    // The state file keeps it too: a restarted manager's get_job still names the operator.
+    const deadline = performance.now() + 10_000;
+    const saved = () => {
+      const state = JSON.parse(readFileSync(join(fx.dir, "state.json"), "utf8")) as { jobs?: { jobs: Array<{ id: string; client: Record<string, string> }> } };
+      return state.jobs?.jobs.find((j) => j.id === r.job.id);
+    };
+    while (!saved() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(saved()?.client, { name: "client-a", version: "1.2.3", operator: "alice" });
+  });
+
+  it("a request carrying an Origin not allowed is refused 403; without Origin it passes", async () => {
+    const tls = mutualTlsFetch(loadTlsMaterial({ ca: fx.certs.ca, ...personCert(fx.dir, "operator", "alice") }, "operator"));
+    const refused = await tls.fetch(mcpUrl(), { method: "POST", headers: { ...MCP_HEADERS, origin: "https://evil.example" }, body: INITIALIZE });
+    assert.equal(refused.status, 403);
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /Origin "https:\/\/evil.example" is not allowed/);
+    await manager.waitFor((l) => /Origin not allowed/.test(String(l.msg)) && l.origin === "https://evil.example", 2000, "origin refusal logged");
+    const fine = await tls.fetch(mcpUrl(), { method: "POST", headers: MCP_HEADERS, body: INITIALIZE });
+    assert.equal(fine.status, 200);
+    assert.ok(fine.headers.get("mcp-session-id"));
+    await fine.text();
+    await tls.close();
+  });
+
+  it("a revoked operator certificate: its open session is closed and it is refused from then on", async () => {
+    const bob = clients[1]!;
+    const from = manager.lines.length;
+    const r = await runCli(["certs", "revoke", "bob", "--role", "operator", "--dir", fx.dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^operator "bob": revoked serial/);
+    await manager.waitFor((l) => /MCP session closed: its certificate was revoked/.test(String(l.msg)) && l.operator === "bob", 5000, "bob's session closed", from);
+    await assert.rejects(bob.ok("list_workers"));
+    await assert.rejects(HttpMcp.connect(manager.port, fx.certs.ca, personCert(fx.dir, "operator", "bob")));
+    const alice = clients[0]!;
+    assert.ok((await alice.ok<{ workers: unknown[] }>("list_workers")).workers.length > 0, "alice is not touched");
+  });
+});
+
+describe("the daemon's MCP session limits: a cap, idle sessions closed, allowed origins", () => {
+  const fx = useCerts("daemon-limits", [], { before, after });
+  let manager: ManagerProc;
+  let tls: ReturnType<typeof mutualTlsFetch>;
+  const mcpUrl = () => `https://127.0.0.1:${manager.port}/mcp`;
+  const initialize = (headers: Record<string, string> = {}) => tls.fetch(mcpUrl(), { method: "POST", headers: { ...MCP_HEADERS, ...headers }, body: INITIALIZE });
+
+  before(async () => {
+    await issue(fx.dir, ["--role", "operator", "alice"]);
+    manager = await ManagerProc.start(fx.certs, ["--daemon", "--max-mcp-sessions", "2", "--mcp-idle-timeout", "1s", "--allowed-origins", "https://console.example"]);
+    tls = mutualTlsFetch(loadTlsMaterial({ ca: fx.certs.ca, ...personCert(fx.dir, "operator", "alice") }, "operator"));
+  });
+  after(() => tls?.close());
+
+  it("over --max-mcp-sessions: 503 with the reason and a log line; an idle session is closed and makes room", async () => {
+    const opened: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await initialize();
+      assert.equal(res.status, 200);
+      opened.push(res.headers.get("mcp-session-id")!);
+      await res.text();
+    }
+    const over = await initialize();
+    assert.equal(over.status, 503);
+    assert.match(((await over.json()) as { error: { message: string } }).error.message, /too many MCP sessions open at once \(limit 2, --max-mcp-sessions\)/);
+    await manager.waitFor((l) => /too many sessions/.test(String(l.msg)) && l.max === 2, 2000, "over-cap logged");
+    // Nothing is open on either session (no notification stream): both are idle after 1 s.
+    for (const id of opened) await manager.waitFor((l) => /MCP session idle/.test(String(l.msg)) && l.session === id, 5000, `session ${id} reaped`);
+    const gone = await tls.fetch(mcpUrl(), { method: "POST", headers: { ...MCP_HEADERS, "mcp-session-id": opened[0]! }, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" }) });
+    assert.equal(gone.status, 404, "a reaped session is unknown");
+    await gone.text();
+    const again = await initialize();
+    assert.equal(again.status, 200, "room again");
+    await again.text();
+  });
+
+  it("an allowed origin passes; another is refused", async () => {
+    const ok = await initialize({ origin: "https://console.example" });
+    assert.equal(ok.status, 200);
+    await ok.text();
+    const refused = await initialize({ origin: "http://localhost:8080" });
+    assert.equal(refused.status, 403);
+    await refused.text();
   });
 });
