@@ -18,6 +18,7 @@ const ALONE = new Set([
   "actions-jobs.test.ts",
   "worker-actions.test.ts",
   "mcp.test.ts",
+  "daemon.test.ts",
   "bench.test.ts",
 ]);
 
