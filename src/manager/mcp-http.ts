@@ -84,11 +84,12 @@ export class McpHttpEndpoint {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const socket = req.socket as TLSSocket;
-    // From its first request on, keep-alive and the session's streams keep this connection's time.
-    this.p.door.upgraded(socket);
     const verdict = this.verdictOf(socket);
-    if ("status" in verdict) return refuse(res, verdict.status, verdict.why);
+    // A refused certificate stays refused: the connection ends with the answer.
+    if ("status" in verdict) return refuse(res, verdict.status, verdict.why, { connection: "close" });
     const { principal } = verdict;
+    // From its first accepted request on, keep-alive and the session's streams keep this connection's time.
+    this.p.door.upgraded(socket);
     const address = peerAddress(socket);
     if (this.p.isRevoked(principal.serialNumber)) {
       this.p.throttle.warn("mcp-revoked", { address, operator: principal.id, serial: principal.serialNumber }, "MCP refused: certificate revoked");

@@ -251,4 +251,21 @@ describe("the daemon's MCP session limits: a cap, idle sessions closed, allowed 
     assert.equal(refused.status, 403);
     await refused.text();
   });
+
+  it("SIGTERM: the daemon closes its MCP sessions and exits 0", async () => {
+    // The earlier tests' sessions fill the cap of 2 until they are idle for 1 s.
+    const opened = manager.lines.filter((l) => l.msg === "MCP session opened").length;
+    const closed = () => manager.lines.filter((l) => l.msg === "MCP session closed").length;
+    await manager.waitFor(() => closed() >= opened, 5000, "earlier sessions reaped");
+    const client = await HttpMcp.connect(manager.port, fx.certs.ca, personCert(fx.dir, "operator", "alice"));
+    await client.ok("list_workers");
+    const from = manager.lines.length;
+    const started = performance.now();
+    manager.kill("SIGTERM");
+    const exit = await manager.exited;
+    assert.equal(exit.code, 0);
+    assert.ok(performance.now() - started < 5000, `stopped in ${Math.round(performance.now() - started)} ms`);
+    assert.ok(manager.lines.slice(from).some((l) => l.msg === "MCP session closed"), "the session was closed");
+    await client.close().catch(() => {});
+  });
 });
