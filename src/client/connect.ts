@@ -31,7 +31,8 @@ export function mutualTlsFetch(m: TlsMaterial): { fetch: FetchLike; close: () =>
 }
 
 /**
- * An SDK Client connected to a manager's /mcp over Streamable HTTP with mutual TLS. Closing the client closes its
+ * An SDK Client connected to a manager's /mcp over Streamable HTTP with mutual TLS. Closing the client ends its
+ * session on the manager (a DELETE, so it does not hold one of `--max-mcp-sessions` until it is idle), then its
  * connections.
  */
 export async function connectToManager(options: ConnectOptions): Promise<Client> {
@@ -47,5 +48,10 @@ export async function connectToManager(options: ConnectOptions): Promise<Client>
     await tls.close().catch(() => {});
     throw err;
   }
+  const close = client.close.bind(client);
+  client.close = async () => {
+    await transport.terminateSession().catch(() => {});
+    await close();
+  };
   return client;
 }
