@@ -11,7 +11,9 @@ import { startManager } from "../manager/manager.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { DEFAULT_STATE_HINT, defaultStateFile } from "../config/paths.js";
 import { createMcpServer } from "../mcp/server.js";
+import { DEFAULT_METRICS_LISTEN, MetricsListen } from "../metrics/listen-address.js";
 import { duration, logLevelField, logLevelFlag, shutdownOn, tlsFields } from "./common.js";
+import { startManagerMetrics } from "./manager-metrics.js";
 
 const schema = z.object({
   ...tlsFields,
@@ -41,6 +43,8 @@ const schema = z.object({
   certLifetime: duration({ min: 60_000, max: 365 * 86_400_000 }),
   maxJoinRequests: fields.positiveInt(100_000),
   joinRate: z.coerce.number().int().min(0).max(1_000_000),
+  metricsListen: MetricsListen,
+  metricsHosts: z.boolean().default(false),
   logLevel: logLevelField,
 });
 
@@ -76,6 +80,8 @@ export function managerCommand(): Command {
     .addOption(flag("--cert-lifetime <duration>", "lifetime of the certificates this manager issues to joining and renewing hosts", "7d"))
     .addOption(flag("--max-join-requests <n>", "join requests waiting for approval at once", "100"))
     .addOption(flag("--join-rate <n>", "join requests a minute from one address, after a burst of 2x (0: no limit)", "10"))
+    .addOption(flag("--metrics-listen <host:port>", "Prometheus metrics, /healthz and /readyz over plain HTTP here; off: none (see README, Metrics)", DEFAULT_METRICS_LISTEN))
+    .addOption(flag("--metrics-hosts", "also export each connected worker's latest CPU, memory, disk, load and network figures"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -84,7 +90,9 @@ export function managerCommand(): Command {
       const besideCa = join(dirname(o.ca), "crl.pem");
       const crl = o.crl ?? (existsSync(besideCa) ? besideCa : undefined);
       const issuer = await managerIssuer(o.ca, o.caKey ?? join(dirname(o.ca), "ca-key.pem"), o.cert, log);
+      const metrics = await startManagerMetrics(o.metricsListen, o.metricsHosts, log);
       const manager = await startManager({
+        metrics: metrics.sink,
         tls: { ca: o.ca, cert: o.cert, key: o.key, crl },
         host: o.host,
         port: o.port,
@@ -118,13 +126,19 @@ export function managerCommand(): Command {
           sessionBurst: 2 * o.maxSessionRate,
         },
         log,
+      }).catch(async (err: unknown) => {
+        await metrics.close();
+        throw err;
       });
+      metrics.setReady(true);
       // stdout belongs to MCP from here on: Claude Desktop (or any MCP client) talks to us over stdio.
       const mcp = createMcpServer(manager, { requestTimeoutMs: o.requestTimeout, log });
       const stop = shutdownOn(async (why) => {
         log.info({ why }, "manager stopping");
+        metrics.setReady(false);
         await mcp.close();
         await manager.close();
+        await metrics.close();
       });
       process.on("SIGHUP", () => void manager.reloadCrl("SIGHUP"));
       // The client closing our stdin is how it says goodbye (and how Claude Desktop quits us).

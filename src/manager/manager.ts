@@ -38,6 +38,8 @@ import type { Issuer } from "../enroll/issuer.js";
 import { RenewalScheduler } from "../enroll/renewal.js";
 import { createEnrollmentService } from "../enroll/service.js";
 import { caPin, pinPrefix } from "../pki/pin.js";
+import { tlsCause } from "../metrics/causes.js";
+import { NO_METRICS, type ManagerMetrics } from "../metrics/sink.js";
 
 export { WORKER_PATH } from "./upgrade.js";
 
@@ -76,6 +78,8 @@ export interface ManagerOptions {
   enrollment?: { issuer: Issuer | null; lifetimeMs: number; tokensPath: string; maxPending?: number; joinRate?: number };
   /** Announce on mDNS and watch worker announcements (off unless asked for: tests and embedders opt in). */
   mdns?: boolean;
+  /** Where the manager's parts count what they see (src/metrics/); the registry is read from it at scrape time. */
+  metrics?: ManagerMetrics;
   clock?: Clock;
   log: Logger;
 }
@@ -90,6 +94,8 @@ export interface Manager {
   readonly jobs: JobService;
   /** Hosts asking to join, and the operator's decisions (src/enroll/api.ts). */
   readonly joins: JoinService;
+  /** Where the MCP server counts its tool calls and notifications; none: nothing is counted. */
+  readonly metrics?: ManagerMetrics;
   readonly port: number;
   readonly fleet: string;
   /** The id announced on mDNS, derived from the fleet CA. */
@@ -147,6 +153,7 @@ function createRegistry(options: ManagerOptions, listeners: Set<(event: HealthEv
  */
 export async function startManager(options: ManagerOptions): Promise<Manager> {
   const log = options.log;
+  const metrics = options.metrics ?? NO_METRICS;
   const listeners = new Set<(event: HealthEvent) => void>();
   const catalogListeners = new Set<(workerId: string, hash: string) => void>();
   let keeper: StateKeeper | null = null;
@@ -175,15 +182,18 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     ticketKeys,
     sessionTimeout: TICKET_LIFETIME_MS / 1000,
   });
-  const door = new FrontDoor(server, limits, throttle);
+  const door = new FrontDoor(server, limits, throttle, metrics);
   gateUnauthorized(
     server,
-    ({ address, reason, subject, resumed }) =>
-      throttle.warn("tls-refused", { address, reason, subject, resumed }, "TLS client refused: certificate not accepted"),
+    ({ address, reason, subject, resumed }) => {
+      metrics.refused(tlsCause(reason));
+      throttle.warn("tls-refused", { address, reason, subject, resumed }, "TLS client refused: certificate not accepted");
+    },
     (serial) => revocations?.isRevoked(serial) ?? false,
     createPublicKey(material.ca),
   );
   server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
+    metrics.refused("tls_failed");
     throttle.warn("tls-failed", { address: socket.remoteAddress, code: err.code, err: err.message.trim() }, "TLS handshake failed");
   });
   const enrollment = createEnrollmentService({
@@ -219,8 +229,9 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     onCatalog: (workerId: string, hash: string) => {
       for (const listener of catalogListeners) listener(workerId, hash);
     },
+    metrics,
   };
-  server.on("upgrade", upgradeHandler({ wss, door, admission, sessions, context, log, throttle }));
+  server.on("upgrade", upgradeHandler({ wss, door, admission, sessions, context, log, throttle, metrics }));
 
   const rate = {
     expire: () => {
@@ -292,14 +303,17 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     outputBudgetBytes: options.outputBudgetBytes,
     changed: () => keeper?.changed(),
     restored: keeper?.loadedJobs,
+    metrics,
   });
   if (keeper) keeper.jobs = jobs;
+  metrics.attach({ registry, sessionsOpen: () => sessions.size });
 
   let closing: Promise<void> | null = null;
   return {
     registry,
     jobs,
     joins: enrollment.enabled ? enrollment : NO_ENROLLMENT,
+    metrics,
     port,
     fleet: material.self.identity.fleet,
     fleetId,

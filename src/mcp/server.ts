@@ -5,6 +5,7 @@ import { VERSION } from "../version.js";
 import { registerAdminTools } from "./admin-tools.js";
 import { registerTransitionLogging } from "./notifications.js";
 import { registerResources } from "./resources.js";
+import { instrumentTools } from "./tool-metrics.js";
 import { registerTools, type ToolOptions } from "./tools.js";
 
 const INSTRUCTIONS = `mcp-fleet reports on, and acts on, a fleet of worker hosts that keep a live, mutually authenticated connection to this manager.
@@ -30,6 +31,7 @@ export function createMcpServer(manager: Manager, options: ToolOptions & { log: 
     { name: "mcp-fleet", version: VERSION },
     { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true } }, instructions: INSTRUCTIONS },
   );
+  if (manager.metrics) instrumentTools(server, manager.metrics);
   registerTools(server, manager, options);
   registerAdminTools(server, manager);
   const resources = registerResources(server, manager, options.log);
