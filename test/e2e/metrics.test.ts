@@ -8,6 +8,7 @@ import { createLogger } from "../../src/log.js";
 import { startMetricsListener } from "../../src/metrics/listener.js";
 import { ManagerProc, startWorker, tempDir, useCerts, type CertSet } from "../helpers/fleet.js";
 import { Proc, sleep } from "../helpers/processes.js";
+import { rawClient } from "../helpers/raw-client.js";
 
 const PROMETHEUS = "/usr/bin/prometheus";
 const PROMTOOL = "/usr/bin/promtool";
@@ -133,6 +134,15 @@ describe("the manager's metrics, scraped by a real Prometheus", { skip }, () => 
     const { code, output } = await promtoolCheck(body);
     assert.equal(output.trim(), "", output);
     assert.equal(code, 0);
+  });
+
+  it("counts a session refused for its certificate's role under its close code's name", async () => {
+    const scrape = async () => (await (await fetch(`${base()}/metrics`)).text()).match(/^mcp_fleet_refused_total\{cause="wrong_role"\} (\d+)$/m)?.[1];
+    assert.equal(await scrape(), "0", "every cause is exported from the start");
+    // The manager's own certificate is of this fleet's CA, but not a worker's: refused with 4003 after the upgrade.
+    const outcome = await rawClient(manager.url, { ca: certs.ca, cert: certs.managerCert, key: certs.managerKey }).done;
+    assert.equal(outcome.closeCode, 4003);
+    assert.equal(await until("wrong_role counted", WAIT_MS, async () => ((await scrape()) === "0" ? undefined : scrape())), "1");
   });
 
   it("a second manager finds the metrics port taken, says so once and serves the fleet without metrics", async () => {
