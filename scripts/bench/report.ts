@@ -13,6 +13,8 @@ export const TARGETS = {
   fanOutS: 10,
   /** The manager's RSS growth meanwhile, with 1 KiB of output from each worker. */
   fanOutRssMB: 64,
+  /** One GET /metrics at the target size, request to last byte. */
+  scrapeMs: 1000,
   /** The size the targets are set for. */
   atN: 10_000,
 };
@@ -29,6 +31,16 @@ interface Latency {
   p99: number;
   bytes: number;
 }
+/** GET /metrics, one after another: wall times, the body, and the manager's CPU per scrape. */
+export interface Scrape {
+  calls: number;
+  p50: number;
+  max: number;
+  bytes: number;
+  samples: number;
+  cpuMs: number;
+}
+
 interface Storm {
   seconds: number;
   /** Seconds after the restarted manager listened at which 50, 90 and 99% were back. */
@@ -150,9 +162,13 @@ export interface SizeResult {
     stormResumed: Storm;
     stormFull: Storm;
     fanOut: FanOut;
+    /** Absent from results written before the manager had metrics. */
+    scrape?: Scrape;
   };
 }
 
+const scrape = (s: Scrape) =>
+  `${ms(s.p50)} / ${ms(s.max)}; ${(s.bytes / 1024).toFixed(0)} KB, ${s.samples.toLocaleString("en")} samples; ${ms(s.cpuMs)} (${s.calls} scrapes)`;
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
 const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
 
@@ -222,6 +238,9 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
   );
   row("`list_workers` (default limit 100) p50 / p99", (r) => `${ms(r.manager.listWorkers.p50)} / ${ms(r.manager.listWorkers.p99)} (${r.manager.listWorkers.calls} calls)`, `p50 ≤ ${TARGETS.listWorkersP50Ms} ms`, (r) =>
     verdict(r.manager.listWorkers.p50, TARGETS.listWorkersP50Ms, "ms", atTarget(r)),
+  );
+  row("`GET /metrics` p50 / max; body; manager CPU per scrape", (r) => (r.manager.scrape ? scrape(r.manager.scrape) : "–"), `≤ ${TARGETS.scrapeMs} ms`, (r) =>
+    r.manager.scrape ? verdict(r.manager.scrape.max, TARGETS.scrapeMs, "ms", atTarget(r)) : "",
   );
   for (const tool of Object.keys(largest.manager.answers)) {
     const size = (r: SizeResult) => r.manager.answers[tool];

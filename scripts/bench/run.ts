@@ -21,6 +21,7 @@ import { fanOut } from "./fan-out.js";
 import { cpuSeconds, threadCpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, stealSeconds, sumStats } from "./procs.js";
 import type { SimStats } from "./sim-protocol.js";
 import { joinBench } from "./joins.js";
+import { measureScrapes } from "./scrape.js";
 import { percentile, renderJoinTable, renderTable, TARGETS, type AnswerSize, type JoinResult, type SizeResult, type SteadyState } from "./report.js";
 
 const Options = z.object({
@@ -87,6 +88,8 @@ const BASE_INTERVAL_MS = 1000;
 const BUDGET = 2000;
 const MISSED = 3;
 const KILLED_SAMPLES = 5;
+/** GET /metrics this many times in the steady state, one after another. */
+const SCRAPES = 10;
 const FROZEN_SAMPLES = 3;
 
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -325,12 +328,13 @@ async function waitOpen(sims: Simulator[], expected: number, since: number, dead
 /** The manager (its idle RSS read first) with `n` simulated workers, all healthy at the settled pace. */
 async function openManager(n: number, certs: BenchCerts, dir: string, interval: number) {
   const port = await freePort();
+  const metricsPort = await freePort();
   const stateFile = join(dir, `state-${n}.json`);
   rmSync(stateFile, { force: true });
   rmSync(`${stateFile}.ticket-keys`, { force: true });
   say(`  manager: ${n} simulated workers`);
   // One object throughout: a restart replaces `manager` in it, and the cleanup stops whichever is current.
-  const m = { manager: await BenchManager.start(certs, port, stateFile, managerNodeArgs), port, stateFile };
+  const m = { manager: await BenchManager.start(certs, port, stateFile, managerNodeArgs, { port: metricsPort }), port, metricsPort, stateFile };
   cleanups.push(() => m.manager.stop());
   const idleRss = await idleRssBytes(m.manager.pid);
   const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${port}/worker`, "manager", 0);
@@ -383,7 +387,7 @@ async function finishManager(
   m: Awaited<ReturnType<typeof openManager>>,
   steady: SteadyState,
 ): Promise<SizeResult["manager"]> {
-  const { sims, idleRss, openMs, port, stateFile } = m;
+  const { sims, idleRss, openMs, port, metricsPort, stateFile } = m;
   let manager = m.manager;
   if (opts.profile) {
     process.kill(manager.pid, "SIGUSR2");
@@ -408,6 +412,8 @@ async function finishManager(
   const allStatus = await latency("get_all_workers_status", { limit: 100 }, opts.calls);
   const answers = await answerSizes(manager);
   say(`  answer sizes with default arguments: ${JSON.stringify(answers)}`);
+  const scrape = await measureScrapes(metricsPort, manager.pid, SCRAPES);
+  say(`  GET /metrics: ${JSON.stringify(scrape)}`);
   const fan = await fanOut(manager, n, say);
 
   say(`  detection: ${KILLED_SAMPLES} killed, ${FROZEN_SAMPLES} frozen`);
@@ -442,7 +448,7 @@ async function finishManager(
     say(`  reconnect storm ${resume ? "with" : "without"} TLS session resumption: restarting the manager`);
     const { back, seconds, curve, cpuS: managerCpuS, simulatorsCpuS, stealS, failures, handshakes } = await timeStorm(sims, alive, async () => {
       await manager.stop();
-      return (manager = m.manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs));
+      return (manager = m.manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs, { port: metricsPort }));
     });
     const summary = (await manager.tool("get_fleet_summary")).result.structuredContent as { connected: number; counts: Record<string, number> };
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
@@ -478,6 +484,7 @@ async function finishManager(
     stormResumed,
     stormFull,
     fanOut: fan,
+    scrape,
   };
 }
 
