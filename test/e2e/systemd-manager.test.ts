@@ -195,6 +195,29 @@ describe("the manager unit under a real systemd (a minimal Debian host in system
     );
   });
 
+  it("the installer run again over the running service keeps the fleet and the state; systemctl stop ends it cleanly", async () => {
+    const ca = await box!.sh(`cat ${FLEET}/ca.pem`);
+    const invocation = await show("InvocationID");
+    const r = await box!.try("/src/scripts/install-manager.sh");
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /kept the fleet installed/);
+    assert.notEqual(await show("InvocationID"), invocation, "restarted on the new install");
+    await serving(await show("InvocationID"));
+    assert.equal(await box!.sh(`cat ${FLEET}/ca.pem`), ca, "the same CA");
+    assert.equal((await box!.sh(`grep -c 'MCP_FLEET_PORT="${port}"' /etc/mcp-fleet/manager.env`)).trim(), "1", "the settings kept");
+    await box!.sh(`${CLI} certs issue --role viewer bob`);
+    await copyOut(`${FLEET}/viewers/bob.pem`, "bob.pem");
+    await copyOut(`${FLEET}/viewers/bob-key.pem`, "bob-key.pem");
+    const c = await HttpMcp.connect(port, join(host!.path, "ca.pem"), { cert: join(host!.path, "bob.pem"), key: join(host!.path, "bob-key.pem") });
+    clients.push(c);
+    const { workers } = await c.ok<{ workers: Row[] }>("list_workers");
+    assert.ok(workers.some((w) => w.id === workerId), `the worker is still known: ${JSON.stringify(workers)}`);
+
+    await box!.sh(`systemctl stop ${UNIT}`);
+    assert.equal(await show("ActiveState"), "inactive");
+    assert.equal(await show("Result"), "success", "exit 0 on SIGTERM, and no restart after a stop");
+  });
+
   it("--uninstall --purge leaves the file system as it was: no unit, no user", async () => {
     worker?.kill("SIGTERM");
     const r = await box!.try("/src/scripts/install-manager.sh --uninstall --purge");
