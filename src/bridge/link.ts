@@ -10,7 +10,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
-import { isSessionGone, isUnreachable } from "./failure.js";
+import { classify, isSessionGone, isUnreachable } from "./failure.js";
 
 export interface LinkOptions {
   url: URL;
@@ -105,7 +105,7 @@ export class ManagerLink {
     } catch (err) {
       if (this.closing) throw new LinkLost("closing");
       if (isSessionGone(err) || isUnreachable(err)) {
-        const why = isSessionGone(err) ? "the manager no longer knows the session" : errorMessage(err);
+        const why = isSessionGone(err) ? "the manager no longer knows the session" : classify(err).message;
         this.lose(why);
         throw Object.assign(new LinkLost(why), { cause: err });
       }
@@ -169,7 +169,7 @@ export class ManagerLink {
       try {
         res = await this.o.fetch(url, init);
       } catch (err) {
-        if (isStream) this.lose(`the event stream could not be opened: ${errorMessage(err)}`);
+        if (isStream) this.lose(`the event stream could not be opened: ${classify(err).message}`);
         throw err;
       }
       if (!isStream) return res;
