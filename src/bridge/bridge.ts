@@ -121,6 +121,7 @@ export class StdioBridge {
   private forward(m: JSONRPCRequest): void {
     if (!this.up || !this.link) return this.answerError(m.id, this.unreachable());
     const id = this.forwarded.add({ clientId: m.id, method: m.method, params: m.params, generation: this.generation });
+    this.o.log.debug({ method: m.method, id }, "request forwarded");
     this.link.send({ ...m, id }).catch((err: unknown) => {
       // Lost: `lost` has answered it already (or is about to, with everything else in flight).
       if (err instanceof LinkLost) return;

@@ -10,6 +10,10 @@ import { runCli, type Proc } from "../helpers/processes.js";
 const IDS = ["b1", "b2", "b3"];
 type Rows = { workers: Array<{ id: string; state: string }> };
 
+async function waitForLine(b: BridgeClient, pred: (l: BridgeClient["lines"][number]) => boolean, from: number): Promise<void> {
+  await b.waitFor(b.lines, (l) => b.lines.indexOf(l) >= from && pred(l), 5000, "bridge log line");
+}
+
 async function issue(dir: string, args: string[]): Promise<void> {
   const r = await runCli(["certs", "issue", ...args, "--dir", dir]);
   assert.equal(r.code, 0, r.stderr);
@@ -22,7 +26,7 @@ describe("mcp-fleet connect: a stdio MCP client reaches a daemon manager through
   let http: HttpMcp;
   const workers = new Map<string, Proc>();
   const alice = () => personCert(fx.dir, "operator", "alice");
-  const bridgeArgs = () => ["--manager", `https://127.0.0.1:${manager.port}`, "--ca", fx.certs.ca, "--cert", alice().cert, "--key", alice().key, "--reconnect-max", "1s"];
+  const bridgeArgs = () => ["--manager", `https://127.0.0.1:${manager.port}`, "--ca", fx.certs.ca, "--cert", alice().cert, "--key", alice().key, "--reconnect-max", "1s", "--log-level", "debug"];
   const fromBridge = (level: string) => (l: BridgeClient["logging"][number]) => l.logger === BRIDGE_LOGGER && l.level === level;
 
   before(async () => {
@@ -65,9 +69,16 @@ describe("mcp-fleet connect: a stdio MCP client reaches a daemon manager through
 
   it("the daemon killed with SIGKILL and started again: a call meanwhile gets a clear error; the bridge reconnects and resubscribes", async (t) => {
     const port = manager.port;
+    // A stopped worker keeps its connection but answers nothing: a fresh status call stays in flight.
+    workers.get("b1")!.kill("SIGSTOP");
+    const asked = bridge.lines.length;
+    const inFlight = bridge.call("get_worker_status", { worker_id: "b1", fresh: true });
+    await waitForLine(bridge, (l) => l.msg === "request forwarded" && l.method === "tools/call", asked);
     const killedAt = performance.now();
     manager.kill("SIGKILL");
     await manager.exited;
+    await assert.rejects(inFlight, /is unreachable .*reconnecting.*the request may or may not have been carried out/);
+    workers.get("b1")!.kill("SIGCONT");
     const lost = await bridge.waitFor(bridge.logging, (l) => fromBridge("warning")(l) && l.receivedAt >= killedAt, 5000, "the bridge's warning");
     assert.match(String((lost.data as { message: string }).message), /lost the connection to the manager/);
     t.diagnostic(`loss reported ${Math.round(lost.receivedAt - killedAt)} ms after the kill`);
