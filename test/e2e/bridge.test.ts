@@ -72,12 +72,13 @@ describe("mcp-fleet connect: a stdio MCP client reaches a daemon manager through
     // A stopped worker keeps its connection but answers nothing: a fresh status call stays in flight.
     workers.get("b1")!.kill("SIGSTOP");
     const asked = bridge.lines.length;
-    const inFlight = bridge.call("get_worker_status", { worker_id: "b1", fresh: true });
+    // Its rejection is awaited after the kill: handled from the start, so an early one is not "unhandled".
+    const inFlight = assert.rejects(bridge.call("get_worker_status", { worker_id: "b1", fresh: true }), /is unreachable .*reconnecting.*the request may or may not have been carried out/);
     await waitForLine(bridge, (l) => l.msg === "request forwarded" && l.method === "tools/call", asked);
     const killedAt = performance.now();
     manager.kill("SIGKILL");
     await manager.exited;
-    await assert.rejects(inFlight, /is unreachable .*reconnecting.*the request may or may not have been carried out/);
+    await inFlight;
     workers.get("b1")!.kill("SIGCONT");
     const lost = await bridge.waitFor(bridge.logging, (l) => fromBridge("warning")(l) && l.receivedAt >= killedAt, 5000, "the bridge's warning");
     assert.match(String((lost.data as { message: string }).message), /lost the connection to the manager/);
@@ -120,5 +121,12 @@ describe("mcp-fleet connect: a stdio MCP client reaches a daemon manager through
     assert.equal(wrongCa.code, 2, wrongCa.stderr);
     assert.match(wrongCa.stderr, /mcp-fleet: the manager at .* cannot be used with these certificates: TLS: .*(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED)/);
     assert.ok(performance.now() - started < 10_000, "it did not loop");
+  });
+
+  it("the client closing stdio: the bridge ends its session on the manager (DELETE)", async () => {
+    const from = manager.lines.length;
+    await bridge.close();
+    // The HTTP client's session went with the killed manager: the one session of this manager is the bridge's.
+    await manager.waitFor((l) => l.msg === "MCP session closed", 5000, "the bridge's session closed", from);
   });
 });
