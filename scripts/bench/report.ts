@@ -139,6 +139,8 @@ export interface SizeResult {
     paces: Array<{ to: number; connected: number }>;
     listWorkers: Latency;
     allStatus: Latency;
+    /** The same two over MCP over HTTP, from the manager restarted with --daemon (older results have none). */
+    http?: { listWorkers: Latency; allStatus: Latency };
     /** Each tool's answer with default arguments, by tool name. */
     answers: Record<string, AnswerSize>;
     killedMs: number[];
@@ -223,6 +225,12 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
   row("`list_workers` (default limit 100) p50 / p99", (r) => `${ms(r.manager.listWorkers.p50)} / ${ms(r.manager.listWorkers.p99)} (${r.manager.listWorkers.calls} calls)`, `p50 ≤ ${TARGETS.listWorkersP50Ms} ms`, (r) =>
     verdict(r.manager.listWorkers.p50, TARGETS.listWorkersP50Ms, "ms", atTarget(r)),
   );
+  const overHttp = (r: SizeResult, which: "listWorkers" | "allStatus") => {
+    const l = r.manager.http?.[which];
+    return l ? `${ms(l.p50)} / ${ms(l.p99)} (${l.calls} calls)` : "–";
+  };
+  row("… the same two over MCP over HTTP (`--daemon`, operator certificate): `get_all_workers_status`, p50 / p99", (r) => overHttp(r, "allStatus"), "", () => "");
+  row("… `list_workers` over MCP over HTTP, p50 / p99", (r) => overHttp(r, "listWorkers"), "", () => "");
   for (const tool of Object.keys(largest.manager.answers)) {
     const size = (r: SizeResult) => r.manager.answers[tool];
     row(`\`${tool}\` answer, default arguments`, (r) => (size(r) ? `${size(r)!.chars.toLocaleString("en")} chars (~${size(r)!.tokens.toLocaleString("en")} tokens)` : "–"), `< ${TARGETS.answerChars.toLocaleString("en")} chars`, (r) =>
