@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import type { ElicitRequest } from "@modelcontextprotocol/sdk/types.js";
 import { after, before, describe, it } from "node:test";
 import { BRIDGE_LOGGER } from "../../src/bridge/bridge.js";
+import { startActionWorker, TOUCH_FILE, writeActionsDir } from "../helpers/actions.js";
 import { BridgeClient } from "../helpers/bridge-client.js";
 import { ManagerProc, startWorker, useCerts } from "../helpers/fleet.js";
 import { HttpMcp, personCert } from "../helpers/mcp-http.js";
@@ -128,5 +132,50 @@ describe("mcp-fleet connect: a stdio MCP client reaches a daemon manager through
     await bridge.close();
     // The HTTP client's session went with the killed manager: the one session of this manager is the bridge's.
     await manager.waitFor((l) => l.msg === "MCP session closed", 5000, "the bridge's session closed", from);
+  });
+});
+
+describe("mcp-fleet connect: the manager's elicitation reaches the stdio client, and its answer goes back", () => {
+  const fx = useCerts("bridge-elicit", ["e1"], { before, after });
+  let manager: ManagerProc;
+  let bridge: BridgeClient;
+  const elicited: Array<ElicitRequest["params"]> = [];
+  const file = `/tmp/mcp-fleet-bridge-${randomBytes(6).toString("hex")}`;
+
+  before(async () => {
+    await issue(fx.dir, ["--role", "operator", "alice"]);
+    manager = await ManagerProc.start(fx.certs, ["--daemon"]);
+    const actionsDir = writeActionsDir(join(fx.dir, "actions-e1"), [TOUCH_FILE]);
+    startActionWorker(fx.certs, "e1", manager.url, { actionsDir, mcpServers: join(fx.dir, "no-such-mcp-servers.json") });
+    await manager.waitForState("e1", "healthy", 10_000);
+    const alice = personCert(fx.dir, "operator", "alice");
+    const args = ["--manager", `https://127.0.0.1:${manager.port}`, "--ca", fx.certs.ca, "--cert", alice.cert, "--key", alice.key];
+    bridge = await BridgeClient.start(args, "elicit-client", (r) => {
+      elicited.push(r);
+      const props = (r as { requestedSchema?: { properties?: Record<string, { type?: string; enum?: string[] }> } }).requestedSchema?.properties ?? {};
+      const content = Object.fromEntries(Object.entries(props).map(([k, p]) => [k, p.type === "boolean" ? true : p.enum?.[0] ?? "yes"]));
+      return { action: "accept", content };
+    });
+  });
+  after(async () => {
+    await bridge?.close().catch(() => {});
+    rmSync(file, { force: true });
+  });
+
+  it("a destructive action: confirmed through elicitation over the bridge, it runs, recorded with the client's name and alice's certificate", async () => {
+    const deadline = performance.now() + 10_000;
+    // The worker's actions reach the manager's catalogue shortly after it is healthy.
+    for (;;) {
+      const { actions } = await bridge.ok<{ actions: Array<{ name: string }> }>("list_actions");
+      if (actions.some((a) => a.name === "touch_file")) break;
+      assert.ok(performance.now() < deadline, "touch_file offered");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const r = await bridge.ok<{ job: { status: string; client: Record<string, string> } }>("run_action", { action: "touch_file", arguments: { path: file }, target: { worker_id: "e1" } });
+    assert.equal(elicited.length, 1, "one elicitation/create reached the stdio client");
+    assert.match(elicited[0]!.message, /touch_file/);
+    assert.equal(r.job.status, "succeeded", JSON.stringify(r));
+    assert.equal(existsSync(file), true, "the file was touched");
+    assert.deepEqual(r.job.client, { name: "elicit-client", version: "4.5.6", operator: "alice" });
   });
 });

@@ -2,9 +2,12 @@ import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import {
+  ElicitRequestSchema,
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
   type CallToolResult,
+  type ElicitRequest,
+  type ElicitResult,
   type LoggingMessageNotification,
 } from "@modelcontextprotocol/sdk/types.js";
 import { CLI, type LogLine } from "./processes.js";
@@ -21,14 +24,20 @@ export class BridgeClient {
 
   private constructor(readonly client: Client) {}
 
-  static async start(args: string[], name = "bridge-test"): Promise<BridgeClient> {
+  /** With `onElicit`, the client declares elicitation and answers each elicitation/create with it. */
+  static async start(
+    args: string[],
+    name = "bridge-test",
+    onElicit?: (request: ElicitRequest["params"]) => ElicitResult,
+  ): Promise<BridgeClient> {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: [CLI, "connect", ...args],
       env: { ...process.env } as Record<string, string>,
       stderr: "pipe",
     });
-    const client = new Client({ name, version: "4.5.6" }, { capabilities: {} });
+    const client = new Client({ name, version: "4.5.6" }, { capabilities: onElicit ? { elicitation: {} } : {} });
+    if (onElicit) client.setRequestHandler(ElicitRequestSchema, (request) => onElicit(request.params));
     const b = new BridgeClient(client);
     createInterface({ input: transport.stderr as unknown as NodeJS.ReadableStream }).on("line", (text) => {
       try {
