@@ -29,10 +29,13 @@ export class BridgeClient {
     args: string[],
     name = "bridge-test",
     onElicit?: (request: ElicitRequest["params"]) => ElicitResult,
+    /** Runs first and execs the bridge, e.g. the namespace lab's `ip netns exec HOST`. */
+    launcher: string[] = [],
   ): Promise<BridgeClient> {
+    const argv = [...launcher, process.execPath, CLI, "connect", ...args];
     const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [CLI, "connect", ...args],
+      command: argv[0]!,
+      args: argv.slice(1),
       env: { ...process.env } as Record<string, string>,
       stderr: "pipe",
     });
