@@ -96,6 +96,10 @@ describe("mcp-fleet connect: a stdio MCP client reaches a daemon manager through
     const back = await bridge.waitFor(bridge.logging, (l) => fromBridge("info")(l) && l.receivedAt > lost.receivedAt, 15_000, "the bridge's reconnected notification");
     assert.match(String((back.data as { message: string }).message), /reconnected/);
     assert.deepEqual((back.data as { subscriptions: string[] }).subscriptions, ["fleet://workers"]);
+    // The manager declares listChanged for both: the client is told to read the lists again.
+    for (const method of ["notifications/tools/list_changed", "notifications/resources/list_changed"]) {
+      await bridge.waitFor(bridge.otherNotifications, (m) => m === method, 2000, method);
+    }
     const { workers: rows } = await bridge.ok<Rows>("list_workers");
     assert.ok(rows.some((w) => w.id === "b1"), JSON.stringify(rows));
 

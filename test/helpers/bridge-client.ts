@@ -21,6 +21,8 @@ export class BridgeClient {
   readonly logging: Array<LoggingMessageNotification["params"] & { receivedAt: number }> = [];
   readonly updated: Array<{ uri: string; receivedAt: number }> = [];
   readonly protocolErrors: Error[] = [];
+  /** Methods of the notifications no handler above took (list_changed and the like), in order. */
+  readonly otherNotifications: string[] = [];
 
   private constructor(readonly client: Client) {}
 
@@ -50,6 +52,7 @@ export class BridgeClient {
       }
     });
     client.onerror = (err) => b.protocolErrors.push(err);
+    client.fallbackNotificationHandler = async (n) => void b.otherNotifications.push(n.method);
     client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void b.logging.push({ ...n.params, receivedAt: performance.now() }));
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void b.updated.push({ uri: n.params.uri, receivedAt: performance.now() }));
     await client.connect(transport);
