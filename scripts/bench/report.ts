@@ -151,6 +151,8 @@ export interface SizeResult {
     paces: Array<{ to: number; connected: number }>;
     listWorkers: Latency;
     allStatus: Latency;
+    /** The same two over MCP over HTTP, from the manager restarted with --daemon (older results have none). */
+    http?: { listWorkers: Latency; allStatus: Latency };
     /** Each tool's answer with default arguments, by tool name. */
     answers: Record<string, AnswerSize>;
     killedMs: number[];
@@ -242,6 +244,12 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
   row("`GET /metrics` p50 / max; body; manager CPU per scrape", (r) => (r.manager.scrape ? scrape(r.manager.scrape) : "–"), `≤ ${TARGETS.scrapeMs} ms`, (r) =>
     r.manager.scrape ? verdict(r.manager.scrape.max, TARGETS.scrapeMs, "ms", atTarget(r)) : "",
   );
+  const overHttp = (r: SizeResult, which: "listWorkers" | "allStatus") => {
+    const l = r.manager.http?.[which];
+    return l ? `${ms(l.p50)} / ${ms(l.p99)} (${l.calls} calls)` : "–";
+  };
+  row("… the same two over MCP over HTTP (`--daemon`, operator certificate): `get_all_workers_status`, p50 / p99", (r) => overHttp(r, "allStatus"), "", () => "");
+  row("… `list_workers` over MCP over HTTP, p50 / p99", (r) => overHttp(r, "listWorkers"), "", () => "");
   for (const tool of Object.keys(largest.manager.answers)) {
     const size = (r: SizeResult) => r.manager.answers[tool];
     row(`\`${tool}\` answer, default arguments`, (r) => (size(r) ? `${size(r)!.chars.toLocaleString("en")} chars (~${size(r)!.tokens.toLocaleString("en")} tokens)` : "–"), `< ${TARGETS.answerChars.toLocaleString("en")} chars`, (r) =>

@@ -17,6 +17,7 @@ import { z } from "zod";
 import { pacedInterval } from "../../src/core/pace.js";
 import { ensureBenchCerts, type BenchCerts } from "./fleet-certs.js";
 import { BenchManager } from "./manager.js";
+import { daemonLatency } from "./daemon.js";
 import { fanOut } from "./fan-out.js";
 import { cpuSeconds, threadCpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, stealSeconds, sumStats } from "./procs.js";
 import type { SimStats } from "./sim-protocol.js";
@@ -463,7 +464,14 @@ async function finishManager(
   const stormFull = await storm(false);
   const rssAfterStorms = rssBytes(manager.pid);
 
-  await stopFleet(sims, manager);
+  // The same fleet, its manager run as a service: the stdio latency figures again, over MCP over HTTP.
+  say(`  the manager as a service: restarting it with --daemon`);
+  await manager.stop();
+  const daemon = await daemonLatency(certs, port, stateFile, alive, opts.calls, say);
+  cleanups.push(daemon.stop);
+  say(`    over HTTP: list_workers p50 ${daemon.listWorkers.p50.toFixed(1)} ms, p99 ${daemon.listWorkers.p99.toFixed(1)} ms; get_all_workers_status p50 ${daemon.allStatus.p50.toFixed(1)} ms, p99 ${daemon.allStatus.p99.toFixed(1)} ms`);
+
+  await stopFleet(sims, daemon);
   killed.sort((a, b) => a.ms - b.ms);
   return {
     idleRss,
@@ -477,6 +485,7 @@ async function finishManager(
     listWorkers: { ...listWorkers, calls: listCalls },
     answers,
     allStatus: { ...allStatus, calls: opts.calls },
+    http: { listWorkers: daemon.listWorkers, allStatus: daemon.allStatus },
     killedMs: killed.map((k) => k.ms),
     killedStealMs: killed.map((k) => k.stealMs),
     frozenMs: frozen.sort((a, b) => a - b),

@@ -3,6 +3,7 @@ import { Command, CommanderError } from "commander";
 import { isFleetError, errorMessage, type FleetErrorCode } from "../errors.js";
 import { VERSION } from "../version.js";
 import { certsCommand } from "./certs.js";
+import { connectCommand } from "./connect.js";
 import { managerCommand } from "./manager.js";
 import { tokenCommand } from "./token.js";
 import { workerCommand } from "./worker.js";
@@ -14,7 +15,8 @@ const program = new Command("mcp-fleet")
   .addCommand(certsCommand())
   .addCommand(tokenCommand())
   .addCommand(managerCommand())
-  .addCommand(workerCommand());
+  .addCommand(workerCommand())
+  .addCommand(connectCommand());
 
 // Usage errors exit 2 like every other bad input, instead of commander's own process.exit(1).
 const withSubcommands = (c: Command): Command[] => [c, ...c.commands.flatMap(withSubcommands)];

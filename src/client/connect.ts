@@ -20,10 +20,10 @@ export interface ConnectOptions {
 /**
  * A fetch that presents `m`'s certificate and accepts only a manager of its fleet (src/tls/contexts.ts): Node's
  * global fetch cannot take a client certificate, undici's can, through its dispatcher. `close` ends its
- * connections.
+ * connections. `agentOptions` tune undici's Agent (a long-lived event stream wants `bodyTimeout: 0`).
  */
-export function mutualTlsFetch(m: TlsMaterial): { fetch: FetchLike; close: () => Promise<void> } {
-  const agent = new Agent({ connect: mcpClientOptions(m) });
+export function mutualTlsFetch(m: TlsMaterial, agentOptions: Omit<Agent.Options, "connect"> = {}): { fetch: FetchLike; close: () => Promise<void> } {
+  const agent = new Agent({ ...agentOptions, connect: mcpClientOptions(m) });
   const fetch: FetchLike = (url, init) =>
     // The SDK speaks the WHATWG fetch types; undici's are the same shapes under its own names.
     undiciFetch(url, { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher: agent }) as unknown as Promise<Response>;
