@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { tempDir } from "../helpers/fleet.js";
+import { BRIDGE_LOGGER } from "../../src/bridge/bridge.js";
+import { BridgeClient } from "../helpers/bridge-client.js";
 import { HttpMcp } from "../helpers/mcp-http.js";
 import { Container, SYSTEMD_ROOT, systemdUnavailable } from "../helpers/nspawn.js";
 import { Proc } from "../helpers/processes.js";
@@ -46,7 +48,7 @@ type Row = { id: string; state: string };
 describe("the manager unit under a real systemd (a minimal Debian host in systemd-nspawn)", { skip: unavailable ?? false }, () => {
   let box: Container | undefined;
   let worker: Proc | undefined;
-  const clients: HttpMcp[] = [];
+  const clients: Array<HttpMcp | BridgeClient> = [];
   let host: { path: string; cleanup: () => Promise<void> } | undefined;
   let port = 0;
   let untouched = "";
@@ -146,9 +148,16 @@ describe("the manager unit under a real systemd (a minimal Debian host in system
     assert.equal((await box!.sh(`ls ${FLEET} | grep -c '\\.lock$' || true`)).trim(), "0", "no lock file left");
   });
 
-  it("kill -9 of its main process: systemd restarts it, the state is kept, and a client reconnects and lists the worker healthy", async (t) => {
+  it("kill -9 of its main process: systemd restarts it, the state is kept, a client reconnects and lists the worker healthy, and the bridge reconnects by itself", async (t) => {
     // The state file holds the worker before the kill (it is written after each change).
     await until(async () => ((await box!.sh(`cat ${STATE} 2>/dev/null || true`)).includes(workerId) ? true : undefined), 15_000, "worker in the state file", journal);
+    // Claude Desktop's way in: the stdio bridge, started before the kill and left to find its way back alone.
+    const bridge = await BridgeClient.start(
+      ["--manager", `https://127.0.0.1:${port}`, "--ca", join(host!.path, "ca.pem"), "--cert", join(host!.path, "alice.pem"), "--key", join(host!.path, "alice-key.pem"), "--reconnect-max", "1s"],
+      "systemd-bridge-test",
+    );
+    clients.push(bridge);
+    assert.ok((await bridge.ok<{ workers: Row[] }>("list_workers")).workers.some((w) => w.id === workerId), "the bridge lists the worker");
     const pid = await mainPid();
     const killedAt = Date.now();
     const killed = performance.now();
@@ -164,6 +173,13 @@ describe("the manager unit under a real systemd (a minimal Debian host in system
     assert.ok(events.some((e) => e.to === "healthy" && Date.parse(e.at) < killedAt), `a transition from before the kill: ${JSON.stringify(events)}`);
     await until(async () => (await c.ok<{ workers: Row[] }>("list_workers")).workers.find((w) => w.id === workerId && w.state === "healthy"), 30_000, "worker healthy again", journal);
     t.diagnostic(`${workerId} healthy again ${Math.round(performance.now() - killed)} ms after kill -9`);
+
+    const lost = await bridge.waitFor(bridge.logging, (l) => l.logger === BRIDGE_LOGGER && l.level === "warning", 15_000, "the bridge's lost notification");
+    const back = await bridge.waitFor(bridge.logging, (l) => l.logger === BRIDGE_LOGGER && l.level === "info" && l.receivedAt > lost.receivedAt, 30_000, "the bridge's reconnected notification");
+    assert.match(String((back.data as { message: string }).message), /reconnected/);
+    const rows = await until(async () => (await bridge.ok<{ workers: Row[] }>("list_workers")).workers.find((w) => w.id === workerId && w.state === "healthy"), 15_000, "worker healthy through the bridge", journal);
+    assert.equal(rows.id, workerId);
+    t.diagnostic(`bridge reconnected ${Math.round(back.receivedAt - killed)} ms after kill -9`);
   });
 
   it("certs revoke on the host (as root): the service reads the new CRL and refuses the operator", async () => {
