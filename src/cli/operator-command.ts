@@ -3,9 +3,22 @@ import { errorMessage, isFleetError } from "../errors.js";
 import { addConnectionFlags, OperatorExit } from "./operator-connection.js";
 import { EXIT } from "./operator-views.js";
 
-/** Writes `text` and a newline to stdout, resolving once it is handed to the system (process.exit drops the rest). */
-export function out(text: string): Promise<void> {
-  return new Promise((resolve) => process.stdout.write(`${text}\n`, () => resolve()));
+/** How long an exit waits for stdout to take what is queued for it (a reader that stopped reading). */
+const DRAIN_MS = 5000;
+
+/**
+ * Writes `text` and a newline to stdout, resolving once it is handed to the system: process.exit drops what is
+ * still queued. Pipes and terminals take writes at once on Linux; a full pipe is waited for, within a bound.
+ */
+export async function out(text: string): Promise<void> {
+  if (process.stdout.write(`${text}\n`)) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, DRAIN_MS);
+    process.stdout.once("drain", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** The exit code an operator command's error means, said on stderr in one line. */
@@ -38,7 +51,6 @@ export function operatorCommand(name: string, description: string, action: (cmd:
     } catch (err) {
       code = exitFor(err);
     }
-    await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
     process.exit(code);
   });
   return cmd;

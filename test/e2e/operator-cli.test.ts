@@ -29,6 +29,15 @@ const TMUX = "mcp-fleet-operator-cli-test";
 /** tmux on a socket of its own: the test's server, options and sessions touch no one else's. */
 const tmux = (...args: string[]) => spawnSync("tmux", ["-L", `${TMUX}-${process.pid}`, "-f", "/dev/null", ...args], { encoding: "utf8", timeout: 10_000 });
 const hasTmux = () => spawnSync("tmux", ["-V"], { encoding: "utf8" }).status === 0;
+const NO_TMUX = "tmux is not installed, and only root may install it here (.ci/run installs it: apt-get install -y tmux)";
+
+/** tmux, installed first if it is missing and this is root (CI's setup installs it; this covers a bare run). */
+function tmuxReady(): boolean {
+  if (hasTmux()) return true;
+  if (process.getuid?.() !== 0) return false;
+  spawnSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "tmux"], { stdio: "ignore", timeout: 300_000, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  return hasTmux();
+}
 
 /** Polls `probe` every 50 ms until it returns something, for at most `timeoutMs`. */
 async function poll<T>(probe: () => T | undefined, timeoutMs: number, what: string, last: () => string = () => ""): Promise<T> {
@@ -39,6 +48,25 @@ async function poll<T>(probe: () => T | undefined, timeoutMs: number, what: stri
     if (performance.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms; last seen:\n${last()}`);
     await sleep(50);
   }
+}
+
+/**
+ * A tmux pane's command line: `args` run by the CLI, then its exit status printed by the shell, which waits for
+ * it (tmux itself may reap a pane's process many seconds after the pane closed). The shell's INT trap keeps it
+ * alive past the Ctrl-C meant for the CLI; the CLI gets the default disposition back at exec.
+ */
+function paneCommand(env: Record<string, string>, args: string[]): string {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return `sh -c 'trap : INT; env ${vars.join(" ")} ${process.execPath} ${CLI} ${args.join(" ")}; echo "exit=$?"'`;
+}
+
+/** A session 160 columns wide running `command`; its pane stays, with what it showed, after the command ends. */
+const paneStart = (session: string, rows: number, command: string) =>
+  tmux("new-session", "-d", "-s", session, "-x", "160", "-y", String(rows), command, ";", "set-option", "-t", session, "remain-on-exit", "on");
+
+/** The exit status a paneCommand printed, once it has. */
+function paneExit(timeoutMs: number, screen: () => string): Promise<string> {
+  return poll(() => /exit=(\d+)$/m.exec(screen())?.[1], timeoutMs, "the command to end", screen);
 }
 
 describe("the operator CLI: status, workers, events, run and jobs over MCP to a daemon manager", () => {
@@ -153,6 +181,25 @@ describe("the operator CLI: status, workers, events, run and jobs over MCP to a 
     assert.equal(existsSync(touched), true);
   });
 
+  it("on a terminal (tmux), the confirmation is asked y/N: n runs nothing (exit 1), y runs it", async (t) => {
+    if (!tmuxReady()) return t.skip(NO_TMUX);
+    const e = env();
+    const file = `${touched}-tty`;
+    const ask = async (session: string, answer: string) => {
+      const command = paneCommand(e, ["run", "touch_file", "--on", "o1", `path=${file}`]);
+      assert.equal(paneStart(session, 20, command).status, 0);
+      const screen = () => tmux("capture-pane", "-p", "-t", session).stdout ?? "";
+      await poll(() => (/Run the destructive action "touch_file" .* on 1 worker: o1\? \[y\/N\]/.test(screen()) ? true : undefined), 20_000, "the question", screen);
+      tmux("send-keys", "-t", session, answer, "Enter");
+      return paneExit(30_000, screen);
+    };
+    assert.equal(await ask("confirm-n", "n"), "1");
+    assert.equal(existsSync(file), false, "declined: nothing ran");
+    assert.equal(await ask("confirm-y", "y"), "0");
+    assert.equal(existsSync(file), true);
+    rmSync(file, { force: true });
+  });
+
   it("a manager that cannot be reached, or refuses the TLS connection: exit 3 with the reason", async () => {
     const port = await closedPort();
     const refused = await operator(["status", "--manager", `https://127.0.0.1:${port}`]);
@@ -203,13 +250,10 @@ describe("the operator CLI: status, workers, events, run and jobs over MCP to a 
   });
 
   it("status --watch in tmux redraws a SIGKILLed worker as unhealthy within 2 s; events --follow prints it; Ctrl-C ends the watch", async (t) => {
-    if (!hasTmux()) return t.skip("tmux is not installed (.ci/run installs it: apt-get install -y tmux)");
+    if (!tmuxReady()) return t.skip(NO_TMUX);
     const e = env();
-    const command = `env MCP_FLEET_MANAGER=${e.MCP_FLEET_MANAGER} MCP_FLEET_CA=${e.MCP_FLEET_CA} ${process.execPath} ${CLI} status --watch`;
-    const started = tmux("new-session", "-d", "-s", "watch", "-x", "160", "-y", "50", command);
+    const started = paneStart("watch", 50, paneCommand(e, ["status", "--watch"]));
     assert.equal(started.status, 0, started.stderr);
-    // Kept after the command exits, so its exit status can be read.
-    tmux("set-option", "-t", "watch", "remain-on-exit", "on");
     const screen = () => tmux("capture-pane", "-p", "-t", "watch").stdout ?? "";
     await poll(() => (/3 healthy, 0 degraded, 0 unhealthy, 1 offline; 3 connected/.test(screen()) ? true : undefined), 20_000, "three healthy workers on the screen", screen);
     assert.match(screen(), /no problem workers/);
@@ -230,11 +274,7 @@ describe("the operator CLI: status, workers, events, run and jobs over MCP to a 
     follow.kill("SIGINT");
     assert.equal((await follow.exited).code, 0);
     tmux("send-keys", "-t", "watch", "C-c");
-    const dead = await poll(() => {
-      const [isDead, status] = (tmux("display-message", "-p", "-t", "watch", "#{pane_dead} #{pane_dead_status}").stdout ?? "").trim().split(" ");
-      return isDead === "1" ? status : undefined;
-    }, 5000, "the watch to end after Ctrl-C", screen);
-    assert.equal(dead, "0");
+    assert.equal(await paneExit(5000, screen), "0");
   });
 
   it("an unhealthy worker: status and workers exit 2", async () => {
