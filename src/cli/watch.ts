@@ -74,6 +74,11 @@ export function watchFleet(first: Client, s: ConnectionSettings, w: Watcher): Pr
     c.onclose = () => {
       if (client === c && !stopped) drop("the connection to the manager closed");
     };
+    // The notification stream failing (a manager stopped or restarted) is said here, not by onclose: a refresh
+    // finds out at once whether the manager is still there, and if not the watch reconnects.
+    c.onerror = () => {
+      if (client === c) void refresh();
+    };
     try {
       await c.subscribeResource({ uri: WORKERS_URI }, { timeout: s.timeout });
     } catch (err) {
