@@ -137,6 +137,10 @@ describe("the operator CLI: status, workers, events, run and jobs over MCP to a 
     assert.equal(j.total, 3);
     assert.deepEqual(j.workers.map((w) => w.id), ["o1", "o2", "o3"]);
     assert.equal("nextCursor" in j, false, "all pages, one list");
+    const events = await operator(["events"]);
+    assert.equal(events.code, 0, events.stderr);
+    assert.match(events.stdout, /^TIME +WORKER +FROM +TO +WHY\n/);
+    assert.match(events.stdout, /\n\S+Z +o3 +- +healthy/);
   });
 
   let jobId = "";
@@ -231,6 +235,18 @@ describe("the operator CLI: status, workers, events, run and jobs over MCP to a 
     const alice = personCert(fx.dir, "operator", "alice");
     const explicit = await operator(["status", "--cert", alice.cert, "--key", alice.key]);
     assert.equal(explicit.code, 0, explicit.stderr);
+  });
+
+  it("a viewer's certificate reads (status 0) but may not run: E_FORBIDDEN, exit 64, nothing ran", async () => {
+    assert.equal((await runCli(["certs", "issue", "--role", "viewer", "victor", "--dir", fx.dir])).code, 0);
+    const victor = personCert(fx.dir, "viewer", "victor");
+    const who = { MCP_FLEET_CERT: victor.cert, MCP_FLEET_KEY: victor.key };
+    assert.equal((await operator(["status"], who)).code, 0);
+    const from = manager.lines.length;
+    const r = await operator(["run", "processes", "--on", "all"], who);
+    assert.equal(r.code, 64, r.stderr);
+    assert.match(r.stderr, /E_FORBIDDEN: run_action needs the operator role/);
+    assert.equal(manager.lines.slice(from).filter((l) => l.audit === "job").length, 0, "no job started");
   });
 
   it("a degraded worker: status exits 1 and lists it; once it stopped cleanly (offline), 0 again", async () => {
