@@ -104,6 +104,8 @@ async function main(): Promise<void> {
       // Disk and memory warnings depend on the machine the demo runs on; off, to keep the story clear.
       "--pressure-percent", "0",
       "--no-mdns",
+      // The demo may run beside a real manager, which holds the default metrics port.
+      "--metrics-listen", "off",
     ],
     env: { ...process.env } as Record<string, string>,
     stderr: "pipe",

@@ -29,9 +29,9 @@
 #                                      directory (an enrolled identity: joining again needs a new join string)
 set -euo pipefail
 
-APP_DIR=/opt/mcp-fleet
-CONF_DIR=/etc/mcp-fleet
-UNIT_DIR=/etc/systemd/system
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=scripts/lib/install-common.sh
+. "$SRC/scripts/lib/install-common.sh"
 UNIT=mcp-fleet-worker.service
 # A host that joins gets the unit plus this drop-in (systemd/mcp-fleet-worker-join.conf), which swaps the three
 # identity files for the join string and adds the state directory: the unit itself stays the three-files unit.
@@ -39,7 +39,6 @@ DROP_IN_DIR=$UNIT_DIR/$UNIT.d
 DROP_IN=$DROP_IN_DIR/join.conf
 # The unit's StateDirectory=mcp-fleet: with DynamicUser systemd keeps it under private/ and links it from here.
 STATE_DIRS=(/var/lib/mcp-fleet /var/lib/private/mcp-fleet)
-SRC="$(cd "$(dirname "$0")/.." && pwd)"
 
 POLKIT_RULE=/etc/polkit-1/rules.d/50-mcp-fleet-worker.rules
 # The unit's dynamic user has this name; a system user of the name, when it exists, is used instead.
@@ -80,7 +79,10 @@ if [ "$UNINSTALL" -eq 1 ]; then
   if [ "$SYSTEMD" -eq 1 ]; then systemctl disable --now "$UNIT" 2>/dev/null || true; fi
   rm -f "$R$UNIT_DIR/$UNIT" "$R$DROP_IN" "$R$POLKIT_RULE"
   [ ! -d "$R$DROP_IN_DIR" ] || rmdir "$R$DROP_IN_DIR" 2>/dev/null || true
-  rm -rf "$R$APP_DIR" "$R$CONF_DIR"
+  # The worker's own files only: a manager installed on this host keeps its settings, its fleet and the agent.
+  rm -rf "$R$CONF_DIR/credentials" "$R$CONF_DIR/worker.env" "$R$CONF_DIR/actions.d" "$R$CONF_DIR/mcp-servers.json"
+  remove_app_unless_shared "$UNIT"
+  remove_conf_dir_if_empty
   for d in "${STATE_DIRS[@]}"; do rm -rf "$R$d"; done
   # Only the user this script created (known by its comment), never one of the same name made by someone else.
   if [ "$ROOT" = / ] && [ "$(getent passwd "$AGENT_USER" | cut -d: -f5)" = "$AGENT_GECOS" ]; then userdel "$AGENT_USER"; fi
@@ -103,10 +105,7 @@ fi
 [ "$NO_MDNS" -eq 0 ] || [ -n "$MANAGER" ] || die "--no-mdns needs --manager: without mDNS the worker has no other way to find its manager"
 for v in "$MANAGER" "$LABELS"; do case "$v" in *$'\n'*|*$'\r'*) die "--manager and --labels must be one line" ;; esac; done
 [ "$HAS_JOIN" -eq 1 ] || for f in "$CA" "$CERT" "$KEY"; do [ -r "$f" ] || die "cannot read $f"; done
-[ -f "$SRC/dist/cli/main.js" ] || die "no built agent in $SRC/dist: run npm ci in $SRC first"
-NODE="$(command -v node)" || die "node is not installed (Node.js 20 or newer is needed)"
-major="$("$NODE" -p 'process.versions.node.split(".")[0]')"
-[ "$major" -ge 20 ] || die "node $("$NODE" --version) is too old: Node.js 20 or newer is needed"
+need_node
 # Files are checked before anything is installed; the agent checks each action's fields when it loads it.
 is_json() { "$NODE" -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$1" 2>/dev/null; }
 for f in ${ACTIONS[@]+"${ACTIONS[@]}"}; do
@@ -141,27 +140,8 @@ else
 fi
 
 umask 022
-# The agent: its build and production dependencies, copied from this checkout (no network needed). npm's cache and
-# logs go to the work directory too, so nothing is left in root's home.
-work="$(mktemp -d "${TMPDIR:-/tmp}/mcp-fleet-install.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-stage="$work/app"
-mkdir "$stage"
-# Modes and times are kept, owners are not: the files belong to whoever installs (root), never to the checkout's
-# owner, who could otherwise change the code a service runs.
-cp -R --preserve=mode,timestamps "$SRC/dist" "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$stage/"
-cp -R --preserve=mode,timestamps "$SRC/node_modules" "$stage/"
-(cd "$stage" && npm_config_cache="$work/npm-cache" npm prune --omit=dev --ignore-scripts --offline --no-audit --no-fund \
-  --no-update-notifier >/dev/null 2>&1) || die "npm prune failed in $stage"
-rm -f "$stage/dist/.tsbuildinfo"
-mkdir -p "$R$(dirname "$APP_DIR")"
-rm -rf "$R$APP_DIR.new"
-mv "$stage" "$R$APP_DIR.new"
-chmod 0755 "$R$APP_DIR.new"
-rm -rf "$R$APP_DIR"
-mv "$R$APP_DIR.new" "$R$APP_DIR"
-rm -rf "$work"
-trap - EXIT
+# The agent: its build and production dependencies, copied from this checkout.
+install_app
 
 # Identity: root-only; systemd hands the service private copies (LoadCredential). One way or the other: the files
 # of the other way are removed, so the directory always shows how this host gets its identity.
@@ -185,9 +165,7 @@ else
   for d in "${STATE_DIRS[@]}"; do rm -rf "$R$d"; done
 fi
 
-# Settings: rewritten when given, otherwise kept as the operator left them. Values are double-quoted with \ " ` $
-# escaped, which systemd's EnvironmentFile= and a POSIX shell both read back as the value given.
-env_quote() { printf '"%s"' "$(printf '%s' "$1" | sed -e 's/[\\"`$]/\\&/g')"; }
+# Settings: rewritten when given, otherwise kept as the operator left them (quoted by env_quote).
 env_file="$R$CONF_DIR/worker.env"
 if [ "$SETTINGS" -eq 1 ] || [ ! -f "$env_file" ]; then
   {
@@ -237,11 +215,7 @@ RULE
 fi
 
 # The unit, pointing at this node and this install.
-install -d -m 0755 "$R$UNIT_DIR"
-sed -e "s|^ExecStart=/usr/bin/node /opt/mcp-fleet/|ExecStart=$NODE $APP_DIR/|" \
-  "$SRC/systemd/$UNIT" > "$R$UNIT_DIR/$UNIT.new"
-chmod 0644 "$R$UNIT_DIR/$UNIT.new"
-mv "$R$UNIT_DIR/$UNIT.new" "$R$UNIT_DIR/$UNIT"
+install_unit "$UNIT"
 if [ "$HAS_JOIN" -eq 1 ]; then
   install -d -m 0755 "$R$DROP_IN_DIR"
   install -m 0644 "$SRC/systemd/mcp-fleet-worker-join.conf" "$R$DROP_IN.new"

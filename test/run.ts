@@ -20,6 +20,7 @@ const ALONE = new Set([
   "mcp.test.ts",
   "daemon.test.ts",
   "operator-cli.test.ts",
+  "bridge.test.ts",
   "bench.test.ts",
 ]);
 
@@ -34,7 +35,7 @@ const paired = files.filter((f) => !ALONE.has(basename(f)));
 
 function run(list: string[], concurrency: number): number {
   if (list.length === 0) return 0;
-  const args = ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`, "--test-timeout=120000", ...list];
+  const args = ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`, "--test-timeout=300000", ...list];
   const r = spawnSync(process.execPath, args, { stdio: "inherit" });
   return r.status ?? 1;
 }

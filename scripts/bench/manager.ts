@@ -41,12 +41,15 @@ export class BenchManager {
     private readonly transport: StdioClientTransport,
   ) {}
 
-  static async start(certs: BenchCerts, port: number, stateFile: string, nodeArgs: string[] = []): Promise<BenchManager> {
+  /** `metrics`: the metrics listener's port on loopback, and whether it exports host figures; none: it is off. */
+  static async start(certs: BenchCerts, port: number, stateFile: string, nodeArgs: string[] = [], metrics?: { port: number; hosts?: boolean }): Promise<BenchManager> {
     const argv = [
       process.execPath, ...nodeArgs, CLI, "manager",
       "--ca", certs.ca, "--cert", certs.cert, "--key", certs.key,
       "--host", "127.0.0.1", "--port", String(port), "--no-mdns",
       "--state", stateFile,
+      "--metrics-listen", metrics ? `127.0.0.1:${metrics.port}` : "off",
+      ...(metrics?.hosts ? ["--metrics-hosts"] : []),
       // The bench machine's own disk and memory are not what is measured.
       "--pressure-percent", "0",
     ];

@@ -13,6 +13,8 @@ export const TARGETS = {
   fanOutS: 10,
   /** The manager's RSS growth meanwhile, with 1 KiB of output from each worker. */
   fanOutRssMB: 64,
+  /** One GET /metrics at the target size, request to last byte. */
+  scrapeMs: 1000,
   /** The size the targets are set for. */
   atN: 10_000,
 };
@@ -29,6 +31,16 @@ interface Latency {
   p99: number;
   bytes: number;
 }
+/** GET /metrics, one after another: wall times, the body, and the manager's CPU per scrape. */
+export interface Scrape {
+  calls: number;
+  p50: number;
+  max: number;
+  bytes: number;
+  samples: number;
+  cpuMs: number;
+}
+
 interface Storm {
   seconds: number;
   /** Seconds after the restarted manager listened at which 50, 90 and 99% were back. */
@@ -139,6 +151,8 @@ export interface SizeResult {
     paces: Array<{ to: number; connected: number }>;
     listWorkers: Latency;
     allStatus: Latency;
+    /** The same two over MCP over HTTP, from the manager restarted with --daemon (older results have none). */
+    http?: { listWorkers: Latency; allStatus: Latency };
     /** Each tool's answer with default arguments, by tool name. */
     answers: Record<string, AnswerSize>;
     killedMs: number[];
@@ -150,9 +164,13 @@ export interface SizeResult {
     stormResumed: Storm;
     stormFull: Storm;
     fanOut: FanOut;
+    /** Absent from results written before the manager had metrics. */
+    scrape?: Scrape;
   };
 }
 
+const scrape = (s: Scrape) =>
+  `${ms(s.p50)} / ${ms(s.max)}; ${(s.bytes / 1024).toFixed(0)} KB, ${s.samples.toLocaleString("en")} samples; ${ms(s.cpuMs)} (${s.calls} scrapes)`;
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
 const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
 
@@ -223,6 +241,15 @@ export function renderTable(results: SizeResult[], machine: Record<string, unkno
   row("`list_workers` (default limit 100) p50 / p99", (r) => `${ms(r.manager.listWorkers.p50)} / ${ms(r.manager.listWorkers.p99)} (${r.manager.listWorkers.calls} calls)`, `p50 ≤ ${TARGETS.listWorkersP50Ms} ms`, (r) =>
     verdict(r.manager.listWorkers.p50, TARGETS.listWorkersP50Ms, "ms", atTarget(r)),
   );
+  row("`GET /metrics` p50 / max; body; manager CPU per scrape", (r) => (r.manager.scrape ? scrape(r.manager.scrape) : "–"), `≤ ${TARGETS.scrapeMs} ms`, (r) =>
+    r.manager.scrape ? verdict(r.manager.scrape.max, TARGETS.scrapeMs, "ms", atTarget(r)) : "",
+  );
+  const overHttp = (r: SizeResult, which: "listWorkers" | "allStatus") => {
+    const l = r.manager.http?.[which];
+    return l ? `${ms(l.p50)} / ${ms(l.p99)} (${l.calls} calls)` : "–";
+  };
+  row("… the same two over MCP over HTTP (`--daemon`, operator certificate): `get_all_workers_status`, p50 / p99", (r) => overHttp(r, "allStatus"), "", () => "");
+  row("… `list_workers` over MCP over HTTP, p50 / p99", (r) => overHttp(r, "listWorkers"), "", () => "");
   for (const tool of Object.keys(largest.manager.answers)) {
     const size = (r: SizeResult) => r.manager.answers[tool];
     row(`\`${tool}\` answer, default arguments`, (r) => (size(r) ? `${size(r)!.chars.toLocaleString("en")} chars (~${size(r)!.tokens.toLocaleString("en")} tokens)` : "–"), `< ${TARGETS.answerChars.toLocaleString("en")} chars`, (r) =>

@@ -17,10 +17,12 @@ import { z } from "zod";
 import { pacedInterval } from "../../src/core/pace.js";
 import { ensureBenchCerts, type BenchCerts } from "./fleet-certs.js";
 import { BenchManager } from "./manager.js";
+import { daemonLatency } from "./daemon.js";
 import { fanOut } from "./fan-out.js";
 import { cpuSeconds, threadCpuSeconds, epochNow, freePort, openFileLimits, raisedLimit, rssBytes, Simulator, sleep, stealSeconds, sumStats } from "./procs.js";
 import type { SimStats } from "./sim-protocol.js";
 import { joinBench } from "./joins.js";
+import { measureScrapes } from "./scrape.js";
 import { percentile, renderJoinTable, renderTable, TARGETS, type AnswerSize, type JoinResult, type SizeResult, type SteadyState } from "./report.js";
 
 const Options = z.object({
@@ -87,6 +89,8 @@ const BASE_INTERVAL_MS = 1000;
 const BUDGET = 2000;
 const MISSED = 3;
 const KILLED_SAMPLES = 5;
+/** GET /metrics this many times in the steady state, one after another. */
+const SCRAPES = 10;
 const FROZEN_SAMPLES = 3;
 
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -325,12 +329,13 @@ async function waitOpen(sims: Simulator[], expected: number, since: number, dead
 /** The manager (its idle RSS read first) with `n` simulated workers, all healthy at the settled pace. */
 async function openManager(n: number, certs: BenchCerts, dir: string, interval: number) {
   const port = await freePort();
+  const metricsPort = await freePort();
   const stateFile = join(dir, `state-${n}.json`);
   rmSync(stateFile, { force: true });
   rmSync(`${stateFile}.ticket-keys`, { force: true });
   say(`  manager: ${n} simulated workers`);
   // One object throughout: a restart replaces `manager` in it, and the cleanup stops whichever is current.
-  const m = { manager: await BenchManager.start(certs, port, stateFile, managerNodeArgs), port, stateFile };
+  const m = { manager: await BenchManager.start(certs, port, stateFile, managerNodeArgs, { port: metricsPort }), port, metricsPort, stateFile };
   cleanups.push(() => m.manager.stop());
   const idleRss = await idleRssBytes(m.manager.pid);
   const { sims, openMs } = await startSims(n, certs, `wss://127.0.0.1:${port}/worker`, "manager", 0);
@@ -383,7 +388,7 @@ async function finishManager(
   m: Awaited<ReturnType<typeof openManager>>,
   steady: SteadyState,
 ): Promise<SizeResult["manager"]> {
-  const { sims, idleRss, openMs, port, stateFile } = m;
+  const { sims, idleRss, openMs, port, metricsPort, stateFile } = m;
   let manager = m.manager;
   if (opts.profile) {
     process.kill(manager.pid, "SIGUSR2");
@@ -408,6 +413,8 @@ async function finishManager(
   const allStatus = await latency("get_all_workers_status", { limit: 100 }, opts.calls);
   const answers = await answerSizes(manager);
   say(`  answer sizes with default arguments: ${JSON.stringify(answers)}`);
+  const scrape = await measureScrapes(metricsPort, manager.pid, SCRAPES);
+  say(`  GET /metrics: ${JSON.stringify(scrape)}`);
   const fan = await fanOut(manager, n, say);
 
   say(`  detection: ${KILLED_SAMPLES} killed, ${FROZEN_SAMPLES} frozen`);
@@ -442,7 +449,7 @@ async function finishManager(
     say(`  reconnect storm ${resume ? "with" : "without"} TLS session resumption: restarting the manager`);
     const { back, seconds, curve, cpuS: managerCpuS, simulatorsCpuS, stealS, failures, handshakes } = await timeStorm(sims, alive, async () => {
       await manager.stop();
-      return (manager = m.manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs));
+      return (manager = m.manager = await BenchManager.start(certs, port, stateFile, managerNodeArgs, { port: metricsPort }));
     });
     const summary = (await manager.tool("get_fleet_summary")).result.structuredContent as { connected: number; counts: Record<string, number> };
     if (summary.connected !== alive) throw new Error(`after the storm the manager counts ${summary.connected} connected, expected ${alive}`);
@@ -457,7 +464,14 @@ async function finishManager(
   const stormFull = await storm(false);
   const rssAfterStorms = rssBytes(manager.pid);
 
-  await stopFleet(sims, manager);
+  // The same fleet, its manager run as a service: the stdio latency figures again, over MCP over HTTP.
+  say(`  the manager as a service: restarting it with --daemon`);
+  await manager.stop();
+  const daemon = await daemonLatency(certs, port, stateFile, alive, opts.calls, say);
+  cleanups.push(daemon.stop);
+  say(`    over HTTP: list_workers p50 ${daemon.listWorkers.p50.toFixed(1)} ms, p99 ${daemon.listWorkers.p99.toFixed(1)} ms; get_all_workers_status p50 ${daemon.allStatus.p50.toFixed(1)} ms, p99 ${daemon.allStatus.p99.toFixed(1)} ms`);
+
+  await stopFleet(sims, daemon);
   killed.sort((a, b) => a.ms - b.ms);
   return {
     idleRss,
@@ -471,6 +485,7 @@ async function finishManager(
     listWorkers: { ...listWorkers, calls: listCalls },
     answers,
     allStatus: { ...allStatus, calls: opts.calls },
+    http: { listWorkers: daemon.listWorkers, allStatus: daemon.allStatus },
     killedMs: killed.map((k) => k.ms),
     killedStealMs: killed.map((k) => k.stealMs),
     frozenMs: frozen.sort((a, b) => a - b),
@@ -478,6 +493,7 @@ async function finishManager(
     stormResumed,
     stormFull,
     fanOut: fan,
+    scrape,
   };
 }
 

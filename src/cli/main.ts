@@ -3,6 +3,7 @@ import { Command, CommanderError } from "commander";
 import { isFleetError, errorMessage, type FleetErrorCode } from "../errors.js";
 import { VERSION } from "../version.js";
 import { certsCommand } from "./certs.js";
+import { connectCommand } from "./connect.js";
 import { eventsCommand, jobsCommand, statusCommand, workersCommand } from "./fleet-commands.js";
 import { managerCommand } from "./manager.js";
 import { usageExits } from "./operator-command.js";
@@ -18,7 +19,8 @@ const program = new Command("mcp-fleet")
   .addCommand(certsCommand())
   .addCommand(tokenCommand())
   .addCommand(managerCommand())
-  .addCommand(workerCommand());
+  .addCommand(workerCommand())
+  .addCommand(connectCommand());
 
 // The operator's commands: MCP clients of a daemon manager.
 const operatorCommands = [statusCommand(), workersCommand(), eventsCommand(), runCommand(), jobsCommand()];

@@ -13,7 +13,9 @@ import type { Principal } from "../mcp/principal.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { DEFAULT_STATE_HINT, defaultStateFile } from "../config/paths.js";
 import { createMcpServer } from "../mcp/server.js";
+import { DEFAULT_METRICS_LISTEN, MetricsListen } from "../metrics/listen-address.js";
 import { duration, logLevelField, logLevelFlag, shutdownOn, tlsFields } from "./common.js";
+import { startManagerMetrics, type ManagerMetricsEndpoint } from "./manager-metrics.js";
 
 /** `https://a.example,https://b.example` → the origins a browser page may call /mcp from; "" → none. */
 const originsField = z
@@ -50,6 +52,8 @@ const schema = z.object({
   certLifetime: duration({ min: 60_000, max: 365 * 86_400_000 }),
   maxJoinRequests: fields.positiveInt(100_000),
   joinRate: z.coerce.number().int().min(0).max(1_000_000),
+  metricsListen: MetricsListen,
+  metricsHosts: z.boolean().default(false),
   logLevel: logLevelField,
   daemon: z.boolean().optional(),
   allowedOrigins: originsField,
@@ -93,6 +97,8 @@ export function managerCommand(): Command {
     .addOption(flag("--allowed-origins <origins>", "with --daemon: comma-separated browser origins allowed to call /mcp (default: none; requests without Origin pass)"))
     .addOption(flag("--mcp-idle-timeout <duration>", "with --daemon: close an MCP session with no request or stream open for this long", "30m"))
     .addOption(flag("--max-mcp-sessions <n>", "with --daemon: MCP sessions open at once", "64"))
+    .addOption(flag("--metrics-listen <host:port>", "Prometheus metrics, /healthz and /readyz over plain HTTP here; off: none (see README, Metrics)", DEFAULT_METRICS_LISTEN))
+    .addOption(flag("--metrics-hosts", "also export each connected worker's latest CPU, memory, disk, load and network figures"))
     .addOption(logLevelFlag())
     .action(async (_opts, cmd: Command) => {
       const o = loadConfig(schema, cmd);
@@ -101,7 +107,9 @@ export function managerCommand(): Command {
       const besideCa = join(dirname(o.ca), "crl.pem");
       const crl = o.crl ?? (existsSync(besideCa) ? besideCa : undefined);
       const issuer = await managerIssuer(o.ca, o.caKey ?? join(dirname(o.ca), "ca-key.pem"), o.cert, log);
+      const metrics = await startManagerMetrics(o.metricsListen, o.metricsHosts, log);
       const manager = await startManager({
+        metrics: metrics.sink,
         tls: { ca: o.ca, cert: o.cert, key: o.key, crl },
         host: o.host,
         port: o.port,
@@ -145,14 +153,20 @@ export function managerCommand(): Command {
             }
           : {}),
         log,
+      }).catch(async (err: unknown) => {
+        await metrics.close();
+        throw err;
       });
-      if (o.daemon) return serveDaemon(manager, o.host, log);
+      metrics.setReady(true);
+      if (o.daemon) return serveDaemon(manager, metrics, o.host, log);
       // stdout belongs to MCP from here on: Claude Desktop (or any MCP client) talks to us over stdio.
       const mcp = createMcpServer(manager, { requestTimeoutMs: o.requestTimeout, log });
       const stop = shutdownOn(async (why) => {
         log.info({ why }, "manager stopping");
+        metrics.setReady(false);
         await mcp.close();
         await manager.close();
+        await metrics.close();
       });
       process.on("SIGHUP", () => void manager.reloadCrl("SIGHUP"));
       // The client closing our stdin is how it says goodbye (and how Claude Desktop quits us).
@@ -162,12 +176,14 @@ export function managerCommand(): Command {
 }
 
 /** The manager as a service: MCP is at /mcp (see src/manager/mcp-http.ts), stdin is not ours, signals stop it. */
-function serveDaemon(manager: Manager, host: string | undefined, log: Logger): void {
+function serveDaemon(manager: Manager, metrics: ManagerMetricsEndpoint, host: string | undefined, log: Logger): void {
   const shown = !host ? "localhost" : host.includes(":") ? `[${host}]` : host;
   log.info({ url: `https://${shown}:${manager.port}${MCP_PATH}` }, "serving MCP over HTTPS to operator and viewer certificates");
   shutdownOn(async (why) => {
     log.info({ why }, "manager stopping");
+    metrics.setReady(false);
     await manager.close();
+    await metrics.close();
   });
   process.on("SIGHUP", () => void manager.reloadCrl("SIGHUP"));
 }

@@ -59,7 +59,7 @@ export interface ConnectionSettings {
  */
 export function managerUrl(text: string): URL {
   let t = text.trim();
-  if (!t.includes("://")) t = `https://${/:\d+$/.test(t) || /^\[.*\]:\d+$/.test(t) ? t : `${t}:${DEFAULT_PORT}`}`;
+  if (!t.includes("://")) t = `https://${/:\d+$/.test(t) ? t : `${t}:${DEFAULT_PORT}`}`;
   let url: URL;
   try {
     url = new URL(t);

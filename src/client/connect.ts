@@ -20,10 +20,10 @@ export interface ConnectOptions {
 /**
  * A fetch that presents `m`'s certificate and accepts only a manager of its fleet (src/tls/contexts.ts): Node's
  * global fetch cannot take a client certificate, undici's can, through its dispatcher. `close` ends its
- * connections.
+ * connections. `agentOptions` tune undici's Agent (a long-lived event stream wants `bodyTimeout: 0`).
  */
-export function mutualTlsFetch(m: TlsMaterial): { fetch: FetchLike; close: () => Promise<void> } {
-  const agent = new Agent({ connect: mcpClientOptions(m) });
+export function mutualTlsFetch(m: TlsMaterial, agentOptions: Omit<Agent.Options, "connect"> = {}): { fetch: FetchLike; close: () => Promise<void> } {
+  const agent = new Agent({ ...agentOptions, connect: mcpClientOptions(m) });
   const fetch: FetchLike = (url, init) =>
     // The SDK speaks the WHATWG fetch types; undici's are the same shapes under its own names.
     undiciFetch(url, { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher: agent }) as unknown as Promise<Response>;
@@ -31,7 +31,8 @@ export function mutualTlsFetch(m: TlsMaterial): { fetch: FetchLike; close: () =>
 }
 
 /**
- * An SDK Client connected to a manager's /mcp over Streamable HTTP with mutual TLS. Closing the client closes its
+ * An SDK Client connected to a manager's /mcp over Streamable HTTP with mutual TLS. Closing the client ends its
+ * session on the manager (a DELETE, so it does not hold one of `--max-mcp-sessions` until it is idle), then its
  * connections.
  */
 export async function connectToManager(options: ConnectOptions): Promise<Client> {
@@ -47,5 +48,10 @@ export async function connectToManager(options: ConnectOptions): Promise<Client>
     await tls.close().catch(() => {});
     throw err;
   }
+  const close = client.close.bind(client);
+  client.close = async () => {
+    await transport.terminateSession().catch(() => {});
+    await close();
+  };
   return client;
 }

@@ -204,6 +204,7 @@ export class Registry {
   private readonly clock: Clock;
   private policy: HealthPolicy;
   private eventSeq = 0;
+  private heartbeatCount = 0;
   private lastTick: number;
   private lastFullCheck = -Infinity;
   /** Restored workers that may still be waiting for their grace period to end (an upper bound). */
@@ -317,6 +318,7 @@ export class Registry {
     rec.lastBeat = this.clock.monotonic();
     rec.lastSeen = this.clock.wall();
     rec.heartbeats++;
+    this.heartbeatCount++;
     rec.lastSeq = seq;
     rec.metrics = absorbMetrics(rec.metrics, metrics);
     this.reassess(rec);
@@ -487,6 +489,19 @@ export class Registry {
 
   get size(): number {
     return this.workers.size;
+  }
+
+  /** Heartbeats accepted since the registry was made: a sum over the records would fall when one is forgotten. */
+  get heartbeatsReceived(): number {
+    return this.heartbeatCount;
+  }
+
+  /**
+   * Each worker as it is kept, without a copy: what a metrics scrape reads at 10,000 workers. The callback must not
+   * keep or change what it is given (the metrics are the record's own, updated in place by the next heartbeat).
+   */
+  forEachWorker(fn: (id: string, state: HealthState, connected: boolean, labels: Labels, metrics: Readonly<MetricsSummary> | null) => void): void {
+    for (const rec of this.workers.values()) fn(rec.info.id, rec.state, rec.sessionId !== null, rec.info.labels, rec.metrics);
   }
 
   /** Workers connected now, plus those restored after a restart that are still expected back within the grace. */

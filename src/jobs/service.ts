@@ -3,6 +3,7 @@ import type { Clock } from "../core/clock.js";
 import type { HealthEvent, Registry } from "../core/registry.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { ManagerMetrics } from "../metrics/sink.js";
 import type { OutputChunk } from "../protocol/actions.js";
 import type {
   ActionEvent,
@@ -52,6 +53,8 @@ export interface JobServiceOptions {
   changed?: () => void;
   /** The state file's `jobs` field, as loaded. */
   restored?: unknown;
+  /** Where job and invocation ends are counted. */
+  metrics?: Pick<ManagerMetrics, "jobEnded" | "invocationEnded">;
 }
 
 /** The service, plus what the manager itself needs of it. */
@@ -322,6 +325,7 @@ class Service implements JobManager {
   /** Each ending invocation becomes an action event and reaches the job's listeners. */
   private watch(job: Job): void {
     job.onEnd = (inv) => {
+      this.o.metrics?.invocationEnded(inv.status);
       this.events.record(inv.worker, job.id, job.action, inv.status, inv.finishedAt ?? this.o.clock.wall());
       const listeners = this.endListeners.get(job.id);
       if (!listeners || listeners.size === 0) return;
@@ -341,6 +345,7 @@ class Service implements JobManager {
   private settle(job: Job): void {
     if (!job.done || this.reported.has(job.id)) return;
     this.reported.add(job.id);
+    this.o.metrics?.jobEnded(job.status);
     this.audit(job, "job ended");
     this.outputs.finished(job.id);
     for (const wake of [...(this.doneWaiters.get(job.id) ?? [])]) wake();

@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Server as TlsServer, TLSSocket } from "node:tls";
 import type { LogThrottle } from "../log-throttle.js";
+import type { ManagerMetrics } from "../metrics/sink.js";
 import { HandshakeGate } from "./handshake-gate.js";
 import type { SessionLimits } from "./limits.js";
 
@@ -35,6 +36,7 @@ export class FrontDoor {
     private readonly tls: TlsServer,
     private readonly limits: SessionLimits,
     private readonly throttle: LogThrottle,
+    private readonly metrics?: Pick<ManagerMetrics, "refused">,
   ) {
     this.gate = new HandshakeGate({
       minInFlight: Math.min(HANDSHAKES_MIN, limits.maxHandshakes),
@@ -94,12 +96,14 @@ export class FrontDoor {
     this.gate.pump();
     const shed = this.gate.takeShed();
     if (shed > 0) {
+      for (let i = 0; i < shed; i++) this.metrics?.refused("handshake_shed");
       this.throttle.warn("shed", { shed, waiting: this.gate.queued, maxWaitMs: this.limits.handshakeQueueMs }, "connections dropped: they waited too long for a TLS handshake");
     }
     for (const [socket, deadline] of this.awaitingUpgrade) {
       if (deadline > now) break;
       this.awaitingUpgrade.delete(socket);
       if (socket.destroyed) continue;
+      this.metrics?.refused("no_upgrade");
       this.throttle.warn("no-upgrade", { address: socket.remoteAddress }, "dropped: no upgrade request in time");
       socket.destroy();
     }

@@ -41,6 +41,8 @@ import type { Issuer } from "../enroll/issuer.js";
 import { RenewalScheduler } from "../enroll/renewal.js";
 import { createEnrollmentService } from "../enroll/service.js";
 import { caPin, pinPrefix } from "../pki/pin.js";
+import { tlsCause } from "../metrics/causes.js";
+import { NO_METRICS, type ManagerMetrics } from "../metrics/sink.js";
 
 export { WORKER_PATH } from "./upgrade.js";
 
@@ -84,6 +86,8 @@ export interface ManagerOptions {
   mcpHttp?: Omit<McpHttpOptions, "serve"> & { serve: (principal: Principal, manager: Manager) => FleetMcp };
   /** Announce on mDNS and watch worker announcements (off unless asked for: tests and embedders opt in). */
   mdns?: boolean;
+  /** Where the manager's parts count what they see (src/metrics/); the registry is read from it at scrape time. */
+  metrics?: ManagerMetrics;
   clock?: Clock;
   log: Logger;
 }
@@ -98,6 +102,8 @@ export interface Manager {
   readonly jobs: JobService;
   /** Hosts asking to join, and the operator's decisions (src/enroll/api.ts). */
   readonly joins: JoinService;
+  /** Where the MCP server counts its tool calls and notifications; none: nothing is counted. */
+  readonly metrics?: ManagerMetrics;
   readonly port: number;
   readonly fleet: string;
   /** The id announced on mDNS, derived from the fleet CA. */
@@ -155,6 +161,7 @@ function createRegistry(options: ManagerOptions, listeners: Set<(event: HealthEv
  */
 export async function startManager(options: ManagerOptions): Promise<Manager> {
   const log = options.log;
+  const metrics = options.metrics ?? NO_METRICS;
   const listeners = new Set<(event: HealthEvent) => void>();
   const catalogListeners = new Set<(workerId: string, hash: string) => void>();
   let keeper: StateKeeper | null = null;
@@ -185,15 +192,18 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     ticketKeys,
     sessionTimeout: TICKET_LIFETIME_MS / 1000,
   });
-  const door = new FrontDoor(server, limits, throttle);
+  const door = new FrontDoor(server, limits, throttle, metrics);
   gateUnauthorized(
     server,
-    ({ address, reason, subject, resumed }) =>
-      throttle.warn("tls-refused", { address, reason, subject, resumed }, "TLS client refused: certificate not accepted"),
+    ({ address, reason, subject, resumed }) => {
+      metrics.refused(tlsCause(reason));
+      throttle.warn("tls-refused", { address, reason, subject, resumed }, "TLS client refused: certificate not accepted");
+    },
     (serial) => revocations?.isRevoked(serial) ?? false,
     createPublicKey(material.ca),
   );
   server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
+    metrics.refused("tls_failed");
     throttle.warn("tls-failed", { address: socket.remoteAddress, code: err.code, err: err.message.trim() }, "TLS handshake failed");
   });
   const enrollment = createEnrollmentService({
@@ -248,8 +258,9 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     onCatalog: (workerId: string, hash: string) => {
       for (const listener of catalogListeners) listener(workerId, hash);
     },
+    metrics,
   };
-  server.on("upgrade", upgradeHandler({ wss, door, admission, sessions, context, log, throttle }));
+  server.on("upgrade", upgradeHandler({ wss, door, admission, sessions, context, log, throttle, metrics }));
 
   const rate = {
     expire: () => {
@@ -321,14 +332,17 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     outputBudgetBytes: options.outputBudgetBytes,
     changed: () => keeper?.changed(),
     restored: keeper?.loadedJobs,
+    metrics,
   });
   if (keeper) keeper.jobs = jobs;
+  metrics.attach({ registry, sessionsOpen: () => sessions.size });
 
   let closing: Promise<void> | null = null;
   self = {
     registry,
     jobs,
     joins: enrollment.enabled ? enrollment : NO_ENROLLMENT,
+    metrics,
     port,
     fleet: material.self.identity.fleet,
     fleetId,

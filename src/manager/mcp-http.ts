@@ -88,14 +88,17 @@ export class McpHttpEndpoint {
     // A refused certificate stays refused: the connection ends with the answer.
     if ("status" in verdict) return refuse(res, verdict.status, verdict.why, { connection: "close" });
     const { principal } = verdict;
-    // From its first accepted request on, keep-alive and the session's streams keep this connection's time.
-    this.p.door.upgraded(socket);
     const address = peerAddress(socket);
-    if (this.p.isRevoked(principal.serialNumber)) {
-      this.p.throttle.warn("mcp-revoked", { address, operator: principal.id, serial: principal.serialNumber }, "MCP refused: certificate revoked");
-      refuse(res, 403, `certificate serial ${principal.serialNumber} is revoked`);
+    // Checked on every request: a connection, and a session's stream, can outlast a CRL reload or the certificate.
+    const revoked = this.p.isRevoked(principal.serialNumber);
+    if (revoked || Date.now() > principal.notAfter) {
+      const why = revoked ? "revoked" : "expired";
+      this.p.throttle.warn(`mcp-${why}`, { address, operator: principal.id, serial: principal.serialNumber }, `MCP refused: certificate ${why}`);
+      refuse(res, 403, `certificate serial ${principal.serialNumber} is ${why}`);
       return void socket.destroy();
     }
+    // From its first accepted request on, keep-alive and the session's streams keep this connection's time.
+    this.p.door.upgraded(socket);
     const origin = req.headers.origin;
     if (origin !== undefined && !this.origins.has(origin.toLowerCase().replace(/\/+$/, ""))) {
       if (this.firstRefusal(`origin|${address}|${origin}`)) {
@@ -216,10 +219,15 @@ export class McpHttpEndpoint {
     refuse(res, 500, "internal error");
   }
 
-  /** Closes the sessions idle past the timeout. */
+  /** Closes the sessions idle past the timeout, and those whose certificate expired. */
   reap(): void {
     for (const s of this.sessions.idle()) {
       this.p.log.info({ session: s.id, operator: s.principal.id, idleMs: Math.round(s.idleMs) }, "MCP session idle: closing it (--mcp-idle-timeout)");
+      void s.value.transport.close();
+    }
+    const now = Date.now();
+    for (const s of this.sessions.matching((p) => now > p.notAfter)) {
+      this.p.log.warn({ session: s.id, operator: s.value.principal.id }, "MCP session closed: its certificate expired");
       void s.value.transport.close();
     }
   }

@@ -10,6 +10,8 @@ import { decodeWorkerMessage, encode, SUPPORTED_PROTOCOLS, type Hello, type Labe
 import type { CollectorError } from "../protocol/metrics.js";
 import { VERSION } from "../version.js";
 import type { LogThrottle } from "../log-throttle.js";
+import { closeCause } from "../metrics/causes.js";
+import type { ManagerMetrics } from "../metrics/sink.js";
 import { TokenBucket, type SessionLimits } from "./limits.js";
 
 export interface SessionContext {
@@ -23,6 +25,8 @@ export interface SessionContext {
   onEnded: (session: WorkerSession) => void;
   /** The worker named a catalogue hash (in hello, and in every heartbeat that carries one). */
   onCatalog?: (workerId: string, hash: string) => void;
+  /** Where the sessions it closes for a cause are counted. */
+  metrics?: Pick<ManagerMetrics, "refused">;
 }
 
 type Phase = "awaiting-hello" | "open" | "closed";
@@ -107,6 +111,8 @@ export class WorkerSession {
     if (this.phase === "closed" || this.closedBy) return;
     const reason = code >= 4000 ? closeReason(code as AppCloseCode, detail) : (detail ?? describeCloseCode(code));
     this.closedBy = { code, detail: reason };
+    const cause = closeCause(code);
+    if (cause) this.ctx.metrics?.refused(cause);
     const fields = { ...this.tag, code, cause: closeCodeName(code) ?? describeCloseCode(code), detail };
     // 1001 goes to every session when the manager stops; the manager logs that once, not 10,000 times.
     if (code === 1001) this.ctx.log.debug(fields, "closing worker session");

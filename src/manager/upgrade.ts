@@ -6,6 +6,8 @@ import type { Logger } from "../log.js";
 import type { LogThrottle } from "../log-throttle.js";
 import { closeReason, type AppCloseCode } from "../protocol/close-codes.js";
 import { isJoinSocket, peerCertificate } from "../tls/contexts.js";
+import { closeCause } from "../metrics/causes.js";
+import type { ManagerMetrics } from "../metrics/sink.js";
 import type { SessionAdmission } from "./admission.js";
 import type { FrontDoor } from "./front-door.js";
 import type { SessionTable } from "./session-table.js";
@@ -22,6 +24,7 @@ export interface UpgradeParts {
   context: SessionContext;
   log: Logger;
   throttle: LogThrottle;
+  metrics?: Pick<ManagerMetrics, "refused">;
 }
 
 // A refused peer may still send (an oversized frame, say) before our close lands; ws reports that as an 'error'
@@ -50,6 +53,7 @@ export function upgradeHandler(p: UpgradeParts): (req: IncomingMessage, socket: 
     p.door.upgraded(socket);
     if (isJoinSocket(socket)) {
       // No certificate: such a connection may ask to join, never become a session.
+      p.metrics?.refused("join_upgrade");
       p.throttle.warn("join-upgrade", { address: peerAddress(socket) }, "refused: upgrade on a join connection (no client certificate)");
       socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n", () => socket.destroy());
       return;
@@ -69,6 +73,7 @@ export function upgradeHandler(p: UpgradeParts): (req: IncomingMessage, socket: 
     // A resumed session carries the verdict of its first handshake, which may predate the certificate's expiry.
     const now = Date.now();
     if (now > cert.notAfter.getTime() || now < cert.notBefore.getTime()) {
+      p.metrics?.refused("tls_expired");
       p.throttle.warn("tls-refused", { address: socket.remoteAddress, reason: "CERT_HAS_EXPIRED", resumed: socket.isSessionReused() }, "TLS client refused: certificate not accepted");
       socket.destroy();
       return;
@@ -83,6 +88,7 @@ export function upgradeHandler(p: UpgradeParts): (req: IncomingMessage, socket: 
         pendingFromAddress: p.sessions.pendingFrom(address),
       });
       if (refusal) {
+        p.metrics?.refused(closeCause(refusal.code) ?? "other");
         p.throttle.warn(refusal.kind, refusal.fields, refusal.msg);
         refuse(ws, refusal.code, refusal.detail);
         return;

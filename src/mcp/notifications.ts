@@ -2,6 +2,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
 import type { HealthEvent } from "../core/registry.js";
 import type { Manager } from "../manager/manager.js";
+import { NO_METRICS } from "../metrics/sink.js";
 import { formatDuration } from "../config/duration.js";
 import { TransitionDigest, type StateCounts, type WorkerSummary } from "./transition-digest.js";
 
@@ -52,11 +53,13 @@ const DIGEST_EVERY_MS = 1000;
  */
 export function registerTransitionLogging(server: McpServer, manager: Manager): () => void {
   const digest = new TransitionDigest(10, 30, performance.now());
+  const metrics = manager.metrics ?? NO_METRICS;
   const send = (level: LoggingLevel, data: Record<string, unknown>) => {
-    if (!server.isConnected()) return;
+    if (!server.isConnected()) return metrics.notification("transition", "dropped");
+    metrics.notification("transition", "sent");
     // A client that went away is noticed by the transport, not here.
     // Over HTTP each session sets its own level, kept under its session id.
-    server.sendLoggingMessage({ level, logger: "mcp-fleet", data }, server.server.transport?.sessionId).catch(() => {});
+    server.sendLoggingMessage({ level, logger: "mcp-fleet", data }, server.server.transport?.sessionId).catch(() => metrics.notification("transition", "failed"));
   };
   const timer = setInterval(() => {
     const { digest: held, workers } = digest.flush(performance.now());
@@ -76,7 +79,7 @@ export function registerTransitionLogging(server: McpServer, manager: Manager): 
   }, DIGEST_EVERY_MS);
   timer.unref();
   const stop = manager.onEvent((e) => {
-    if (!digest.offer(e, performance.now())) return;
+    if (!digest.offer(e, performance.now())) return metrics.notification("transition", "coalesced");
     const { level, message } = describeTransition(e);
     send(level, { message, worker: e.worker, from: e.from, to: e.to, reasons: e.reasons, at: new Date(e.at).toISOString() });
   });

@@ -14,11 +14,13 @@ export interface Principal {
   role: McpRole;
   serialNumber: string;
   fingerprint256: string;
+  /** When the certificate expires (ms since the epoch): its sessions end then. */
+  notAfter: number;
 }
 
 /** The principal a verified certificate names, or null when it is not an operator or viewer of `fleet`. */
 export function principalOf(cert: CertificateFacts, fleet: string): Principal | null {
   const id = cert.identity;
   if (!id || id.fleet !== fleet || (id.role !== "operator" && id.role !== "viewer")) return null;
-  return { id: id.id, role: id.role, serialNumber: cert.serialNumber, fingerprint256: cert.fingerprint256 };
+  return { id: id.id, role: id.role, serialNumber: cert.serialNumber, fingerprint256: cert.fingerprint256, notAfter: cert.notAfter.getTime() };
 }

@@ -3,6 +3,7 @@ import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema }
 import type { HealthEvent } from "../core/registry.js";
 import type { Logger } from "../log.js";
 import type { Manager } from "../manager/manager.js";
+import { NO_METRICS } from "../metrics/sink.js";
 import { fitRows } from "./answer-budget.js";
 import { capMetrics } from "./status-view.js";
 import { countStates, problemsFirst, unknownWorkerMessage, workerDetail, workerRow } from "./views.js";
@@ -24,6 +25,7 @@ const json = (uri: string, data: unknown) => ({ contents: [{ uri, mimeType: "app
  */
 export function registerResources(server: McpServer, manager: Manager, log: Logger): { stop: () => void } {
   const { registry } = manager;
+  const metrics = manager.metrics ?? NO_METRICS;
   const subscribed = new Set<string>();
   const pending = new Set<string>();
   let listChanged = false;
@@ -85,7 +87,11 @@ export function registerResources(server: McpServer, manager: Manager, log: Logg
     timer = null;
     if (!server.isConnected()) return;
     for (const uri of pending) {
-      server.server.sendResourceUpdated({ uri }).catch((err: unknown) => log.debug({ err }, "resource notification failed"));
+      metrics.notification("resource", "sent");
+      server.server.sendResourceUpdated({ uri }).catch((err: unknown) => {
+        metrics.notification("resource", "failed");
+        log.debug({ err }, "resource notification failed");
+      });
     }
     pending.clear();
     if (listChanged) server.sendResourceListChanged();
@@ -95,7 +101,12 @@ export function registerResources(server: McpServer, manager: Manager, log: Logg
   const unsubscribe = manager.onEvent((e: HealthEvent) => {
     // A worker joined, or left the registry (forgotten): the template's list changed.
     if (e.from === null || e.reasons.some((r) => r.code === "forgotten" || r.code === "expired_offline")) listChanged = true;
-    for (const uri of [WORKERS_URI, workerUri(e.worker)]) if (subscribed.has(uri)) pending.add(uri);
+    for (const uri of [WORKERS_URI, workerUri(e.worker)]) {
+      if (!subscribed.has(uri)) continue;
+      // Already waiting for the flush: this change is told with the one before.
+      if (pending.has(uri)) metrics.notification("resource", "coalesced");
+      else pending.add(uri);
+    }
     if ((pending.size > 0 || listChanged) && !timer) timer = setTimeout(flush, COALESCE_MS);
   });
 

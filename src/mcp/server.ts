@@ -6,6 +6,7 @@ import { VERSION } from "../version.js";
 import { registerAdminTools } from "./admin-tools.js";
 import { registerTransitionLogging } from "./notifications.js";
 import { registerResources } from "./resources.js";
+import { instrumentTools } from "./tool-metrics.js";
 import { registerTools, type ToolOptions } from "./tools.js";
 import { restrictToReading } from "./viewer.js";
 
@@ -37,6 +38,7 @@ export function createMcpServer(manager: Manager, options: ToolOptions & { log: 
     { name: "mcp-fleet", version: VERSION },
     { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true } }, instructions: INSTRUCTIONS },
   );
+  if (manager.metrics) instrumentTools(server, manager.metrics);
   // Before any tool is registered: the guard wraps each registration.
   if (options.principal?.role === "viewer") restrictToReading(server, options.principal.id);
   registerTools(server, manager, options);

@@ -69,6 +69,7 @@ describe("npm run bench (small)", () => {
           killedMs: number[];
           killedStealMs: number[];
           frozenMs: number[];
+          scrape: { calls: number; p50: number; max: number; bytes: number; samples: number };
           stealS: number;
           detectionStealS: number;
           boundMs: number;
@@ -76,6 +77,7 @@ describe("npm run bench (small)", () => {
           stormFull: { sessions: number; resumed: number; handshakes: number };
           allStatus: { p50: number };
           listWorkers: { p50: number };
+          http: { listWorkers: { p50: number; p99: number; calls: number }; allStatus: { p50: number; p99: number; calls: number } };
           answers: Record<string, { chars: number; tokens: number }>;
           fanOut: { targets: number; seconds: number; succeeded: number; counts: Record<string, number>; rssGrowth: number; unhealthy: number };
         };
@@ -114,6 +116,12 @@ describe("npm run bench (small)", () => {
     assert.match(stdout, /\| … fastest storm this machine allows[^|]*\| \d+\.\d s, \d+\.\d s \|/, "the bare storms' floor is in the table");
     assert.match(stdout, /\| CPU taken by the hypervisor \(steal\)[^|]*\| \d+\.\d \/ \d+\.\d \/ \d+\.\d, \d+\.\d s \|/);
     assert.ok(r.manager.listWorkers.p50 > 0);
+    // worker_up for each of the 200, besides the fleet's and the process's own series.
+    assert.ok(r.manager.scrape.calls > 0 && r.manager.scrape.p50 > 0 && r.manager.scrape.max >= r.manager.scrape.p50, `scrape: ${JSON.stringify(r.manager.scrape)}`);
+    assert.ok(r.manager.scrape.samples > 200 && r.manager.scrape.bytes > 200 * 20, `scrape: ${JSON.stringify(r.manager.scrape)}`);
+    assert.match(stdout, /\| `GET \/metrics` p50 \/ max; body; manager CPU per scrape \| [\d.]+ ms \/ [\d.]+ ms; \d+ KB, [\d,]+ samples; [\d.]+ ms \(10 scrapes\) \| ≤ 1000 ms \|/);
+    for (const l of [r.manager.http.listWorkers, r.manager.http.allStatus]) assert.ok(l.p50 > 0 && l.p99 >= l.p50 && l.calls === 10, `over HTTP: ${JSON.stringify(l)}`);
+    assert.match(stdout, /\| … `list_workers` over MCP over HTTP, p50 \/ p99 \| [\d.]+ ms \/ [\d.]+ ms \(10 calls\) \|/);
     assert.match(stdout, /\| `list_workers` \(default limit 100\) p50 \/ p99 \| [\d.]+ ms \/ [\d.]+ ms \(10 calls\) \| p50 ≤ 50 ms \|/);
     for (const tool of ["list_workers", "get_worker_status", "get_all_workers_status", "get_fleet_summary", "get_worker_events"]) {
       const size = r.manager.answers[tool];

@@ -23,6 +23,7 @@ describe("configuration from the environment (systemd EnvironmentFile style)", (
       MCP_FLEET_LOG_LEVEL: "trace",
       MCP_FLEET_STATE: `${certs.dir}/state.json`,
       MCP_FLEET_NO_MDNS: "1",
+      MCP_FLEET_METRICS_LISTEN: "off",
     });
     const listening = await manager.waitFor((l) => l.msg === "manager listening", 10_000, "listening");
     assert.equal(listening.heartbeatIntervalMs, 300);

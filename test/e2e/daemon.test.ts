@@ -214,6 +214,13 @@ describe("the daemon's MCP session limits: a cap, idle sessions closed, allowed 
   const mcpUrl = () => `https://127.0.0.1:${manager.port}/mcp`;
   const initialize = (headers: Record<string, string> = {}) => tls.fetch(mcpUrl(), { method: "POST", headers: { ...MCP_HEADERS, ...headers }, body: INITIALIZE });
 
+  // The earlier tests' sessions fill the cap of 2 until they are idle for 1 s.
+  const earlierSessionsGone = async () => {
+    const opened = manager.lines.filter((l) => l.msg === "MCP session opened").length;
+    const closed = () => manager.lines.filter((l) => l.msg === "MCP session closed").length;
+    if (closed() < opened) await manager.waitFor(() => closed() >= opened, 5000, "earlier sessions reaped");
+  };
+
   before(async () => {
     await issue(fx.dir, ["--role", "operator", "alice"]);
     manager = await ManagerProc.start(fx.certs, ["--daemon", "--max-mcp-sessions", "2", "--mcp-idle-timeout", "1s", "--allowed-origins", "https://console.example"]);
@@ -252,11 +259,17 @@ describe("the daemon's MCP session limits: a cap, idle sessions closed, allowed 
     await refused.text();
   });
 
+  it("closing a client ends its session on the manager at once", async () => {
+    await earlierSessionsGone();
+    const client = await HttpMcp.connect(manager.port, fx.certs.ca, personCert(fx.dir, "operator", "alice"));
+    await client.ok("list_workers");
+    const from = manager.lines.length;
+    await client.close();
+    await manager.waitFor((l) => l.msg === "MCP session closed", 2000, "session closed by DELETE", from);
+  });
+
   it("SIGTERM: the daemon closes its MCP sessions and exits 0", async () => {
-    // The earlier tests' sessions fill the cap of 2 until they are idle for 1 s.
-    const opened = manager.lines.filter((l) => l.msg === "MCP session opened").length;
-    const closed = () => manager.lines.filter((l) => l.msg === "MCP session closed").length;
-    await manager.waitFor(() => closed() >= opened, 5000, "earlier sessions reaped");
+    await earlierSessionsGone();
     const client = await HttpMcp.connect(manager.port, fx.certs.ca, personCert(fx.dir, "operator", "alice"));
     await client.ok("list_workers");
     const from = manager.lines.length;

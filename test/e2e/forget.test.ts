@@ -96,7 +96,7 @@ describe("retired workers leave the registry", () => {
   });
 
   it("--forget-offline-after is read like every duration, from MCP_FLEET_FORGET_OFFLINE_AFTER too", async () => {
-    const child = spawn(process.execPath, [CLI, "manager", "--ca", fx.certs.ca, "--no-mdns"], {
+    const child = spawn(process.execPath, [CLI, "manager", "--ca", fx.certs.ca, "--no-mdns", "--metrics-listen", "off"], {
       env: { ...process.env, MCP_FLEET_FORGET_OFFLINE_AFTER: "7" },
       stdio: ["pipe", "pipe", "pipe"],
     });

@@ -182,7 +182,7 @@ describe("scripts/install-worker.sh (into a temporary root: systemd is not PID 1
     assert.equal((await worker.exited).code, 0);
     await manager.stop();
     t.diagnostic("the manager, by contrast, needs --state without a home directory:");
-    const m = new Proc("homeless manager", ["manager", "--ca", fx.certs.ca, "--cert", fx.certs.managerCert, "--key", fx.certs.managerKey, "--no-mdns"], {}, [
+    const m = new Proc("homeless manager", ["manager", "--ca", fx.certs.ca, "--cert", fx.certs.managerCert, "--key", fx.certs.managerKey, "--no-mdns", "--metrics-listen", "off"], {}, [
       "env", "-u", "HOME", "-u", "XDG_DATA_HOME", "setpriv", `--reuid=${NOBODY_KNOWN}`, `--regid=${NOBODY_KNOWN}`, "--clear-groups", "--",
     ]);
     assert.equal((await m.exited).code, 2);

@@ -64,6 +64,8 @@ export class ManagerProc extends Proc {
       "--state", join(certs.dir, "state.json"),
       // Tests outside the namespace lab stay on loopback: no multicast on this machine's real interfaces.
       "--no-mdns",
+      // Parallel tests would race for the default metrics port; a test that wants metrics passes its own.
+      "--metrics-listen", "off",
       ...extra,
     ]);
     const listening = await m.waitFor((l) => l.msg === "manager listening", 10_000, "manager listening");

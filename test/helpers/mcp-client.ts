@@ -58,6 +58,8 @@ export class McpManager {
       ...(lab ? [] : ["--host", "127.0.0.1", "--port", String(options.port ?? 0), "--no-mdns"]), // loopback only: no multicast on real interfaces
       "--pressure-percent", "0",
       "--state", join(certs.dir, "state.json"),
+      // Parallel tests would race for the default metrics port; a test that wants metrics passes its own.
+      "--metrics-listen", "off",
       ...extra,
     ];
     const transport = new StdioClientTransport({

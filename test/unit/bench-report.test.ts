@@ -23,6 +23,7 @@ describe("the bench's storm floor", () => {
         listWorkers: { calls: 1, p50: listP50, p99: 1, bytes: 1 }, allStatus: { calls: 1, p50: 1, p99: 1, bytes: 1 }, answers,
         killedMs: [1], killedStealMs: [0], frozenMs: [15_100], detectionStealS: 0, stormResumed: storm, stormFull: storm,
         fanOut: { targets: 10_000, seconds: 12.5, succeeded: 10_000, counts: { succeeded: 10_000 }, managerCpuS: 9, rssGrowth: 70 * 2 ** 20, rssRetained: 30 * 2 ** 20, unhealthy: 0, progressNotifications: 10_000 },
+        scrape: { calls: 10, p50: 180, max: 1250, bytes: 1_400_000, samples: 10_200, cpuMs: 150 },
       },
     }) as SizeResult;
   const machine = { cpu: "test", cores: 2, memoryGiB: 1, kernel: "k", node: "v20", openssl: "3", openFileLimit: { hard: 20_000 } };
@@ -36,6 +37,13 @@ describe("the bench's storm floor", () => {
     const table = renderTable([result({})], machine);
     assert.match(table, /\| no-op action on every worker \(max_concurrency 1,000\): all results in \| 12\.5 s \(10,000 of 10,000 succeeded[^|]*\| ≤ 10 s \| \*\*missed\*\* by 2\.5 s \(25%\) \|/);
     assert.match(table, /\| … manager RSS growth meanwhile \(1 KiB of output each\): peak; after a collection \| 70 MB; 30 MB \| ≤ 64 MB \| \*\*missed\*\* by 6 MB \|/);
+  });
+
+  it("judges the slowest /metrics scrape at the target size, and leaves older results without one blank", () => {
+    assert.match(renderTable([result({})], machine), /\| `GET \/metrics` p50 \/ max; body; manager CPU per scrape \| 180 ms \/ 1250 ms; 1367 KB, 10,200 samples; 150 ms \(10 scrapes\) \| ≤ 1000 ms \| \*\*missed\*\* by 250 ms \(25%\) \|/);
+    const old = result({});
+    delete old.manager.scrape;
+    assert.match(renderTable([old], machine), /\| `GET \/metrics` p50 \/ max; body; manager CPU per scrape \| – \| ≤ 1000 ms \| {2}\|/);
   });
 
   it("has a row per tool for its answer's size, judged against the budget, and list_workers' p50 against its target", () => {

@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import { McpSessionTable } from "../../src/manager/mcp-sessions.js";
 import type { Principal } from "../../src/mcp/principal.js";
 
-const alice: Principal = { id: "alice", role: "operator", serialNumber: "01", fingerprint256: "AA" };
-const victor: Principal = { id: "victor", role: "viewer", serialNumber: "02", fingerprint256: "BB" };
+const alice: Principal = { id: "alice", role: "operator", serialNumber: "01", fingerprint256: "AA", notAfter: Infinity };
+const victor: Principal = { id: "victor", role: "viewer", serialNumber: "02", fingerprint256: "BB", notAfter: Infinity };
 
 describe("McpSessionTable (MCP sessions over HTTP, on a fake clock)", () => {
   it("holds at most maxSessions, counting the ones still being initialized", () => {
