@@ -19,6 +19,7 @@ const ALONE = new Set([
   "worker-actions.test.ts",
   "mcp.test.ts",
   "daemon.test.ts",
+  "operator-cli.test.ts",
   "bridge.test.ts",
   "bench.test.ts",
 ]);
