@@ -1,9 +1,9 @@
 /**
- * `npm test`: the unit and end-to-end tests in two phases. Most files run two at a time: many of them spend
- * their time waiting (a manager kept stopped for 60 s, a container booting, a fuzzer's fixed 30 s), so pairs
+ * `npm test`: the unit and end-to-end tests in two phases. Most files run three at a time: many of them spend
+ * their time waiting (a manager kept stopped for 60 s, a container booting, a fuzzer's fixed 30 s), so they
  * finish in far less time than one after another. Files that assert tight timing bounds with the real defaults
- * (detection within 1 s, healthy within 3 s, a cancel stopping processes within 1 s) or measure (the bench) run
- * afterwards one at a time, so no other test's load stands in their way (docs/testing.md, "Two phases").
+ * (detection within 1 s, healthy within 3 s, a cancel stopping processes within 1 s) run afterwards one at a
+ * time, so no other test's load stands in their way (docs/testing.md, "Two phases").
  *
  * Arguments: test files to run instead of all of them (each keeps its phase).
  */
@@ -19,9 +19,7 @@ const ALONE = new Set([
   "worker-actions.test.ts",
   "mcp.test.ts",
   "daemon.test.ts",
-  "operator-cli.test.ts",
   "bridge.test.ts",
-  "bench.test.ts",
 ]);
 
 const listed = (dir: string) =>
@@ -41,6 +39,6 @@ function run(list: string[], concurrency: number): number {
 }
 
 // Both phases run even if the first fails, so one run reports every failure.
-const first = run(paired, 2);
+const first = run(paired, 3);
 const second = run(alone, 1);
 process.exit(first || second);
