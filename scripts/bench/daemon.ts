@@ -70,7 +70,21 @@ export async function daemonLatency(
       });
       child.once("exit", () => reject(new Error("the daemon exited before it listened")));
     });
-    client = await connectToManager({ url: `https://127.0.0.1:${port}/mcp`, ca: certs.ca, ...operator, clientInfo: { name: "mcp-fleet-bench", version: "0.0.0" } });
+    // The operator's connection queues for a TLS handshake with the whole fleet's reconnect storm, and at 10,000
+    // workers the queue's bound may reset it: tried again (bounded), and the refusals reported.
+    const connectBy = epochNow() + 120_000;
+    let refused = 0;
+    for (;;) {
+      try {
+        client = await connectToManager({ url: `https://127.0.0.1:${port}/mcp`, ca: certs.ca, ...operator, clientInfo: { name: "mcp-fleet-bench", version: "0.0.0" } });
+        break;
+      } catch (err) {
+        refused++;
+        if (epochNow() > connectBy) throw new Error(`no MCP session with the daemon within 120 s (${refused} attempts): ${String(err)}`);
+        await sleep(1000);
+      }
+    }
+    if (refused > 0) say(`    the operator's first ${refused} connection attempt(s) failed during the workers' reconnect storm`);
     const tool = async (name: string, a: Record<string, unknown> = {}) => {
       const started = epochNow();
       const r = (await client!.callTool({ name, arguments: a }, undefined, { timeout: 120_000 })) as CallToolResult;
