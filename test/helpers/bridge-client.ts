@@ -1,30 +1,20 @@
 import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import {
-  ElicitRequestSchema,
-  LoggingMessageNotificationSchema,
-  ResourceUpdatedNotificationSchema,
-  type CallToolResult,
-  type ElicitRequest,
-  type ElicitResult,
-  type LoggingMessageNotification,
-} from "@modelcontextprotocol/sdk/types.js";
+import { ElicitRequestSchema, type ElicitRequest, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
+import { CollectingMcp } from "./mcp-http.js";
 import { CLI, type LogLine } from "./processes.js";
 
 /**
  * `mcp-fleet connect` as Claude Desktop runs it: spawned by the SDK's stdio client transport and spoken to with
  * the SDK's Client, collecting the bridge's stderr log and the notifications it passes on, with arrival times.
  */
-export class BridgeClient {
+export class BridgeClient extends CollectingMcp {
   readonly lines: LogLine[] = [];
-  readonly logging: Array<LoggingMessageNotification["params"] & { receivedAt: number }> = [];
-  readonly updated: Array<{ uri: string; receivedAt: number }> = [];
   readonly protocolErrors: Error[] = [];
   /** Methods of the notifications no handler above took (list_changed and the like), in order. */
   readonly otherNotifications: string[] = [];
 
-  private constructor(readonly client: Client) {}
 
   /** With `onElicit`, the client declares elicitation and answers each elicitation/create with it. */
   static async start(
@@ -53,36 +43,11 @@ export class BridgeClient {
     });
     client.onerror = (err) => b.protocolErrors.push(err);
     client.fallbackNotificationHandler = async (n) => void b.otherNotifications.push(n.method);
-    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void b.logging.push({ ...n.params, receivedAt: performance.now() }));
-    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void b.updated.push({ uri: n.params.uri, receivedAt: performance.now() }));
     await client.connect(transport);
     return b;
   }
 
-  async call(name: string, args: Record<string, unknown> = {}): Promise<CallToolResult> {
-    return (await this.client.callTool({ name, arguments: args })) as CallToolResult;
-  }
-
-  async ok<T = Record<string, unknown>>(name: string, args: Record<string, unknown> = {}): Promise<T> {
-    const r = await this.call(name, args);
-    if (r.isError) throw new Error(`${name} failed: ${JSON.stringify(r.content)}`);
-    return r.structuredContent as T;
-  }
-
-  /** Resolves with the first entry of `list` that `pred` picks, polling every 10 ms; rejects after `timeoutMs`. */
-  async waitFor<T>(list: T[], pred: (x: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const hit = list.find(pred);
-      if (hit) return hit;
-      if (performance.now() > deadline) {
-        throw new Error(`no ${what} within ${timeoutMs} ms: ${JSON.stringify(list.slice(-5))}\nbridge log: ${this.lines.slice(-8).map((l) => JSON.stringify(l)).join("\n")}`);
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-
-  close(): Promise<void> {
-    return this.client.close();
+  protected override context(): string {
+    return `\nbridge log: ${this.lines.slice(-8).map((l) => JSON.stringify(l)).join("\n")}`;
   }
 }

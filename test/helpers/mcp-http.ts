@@ -15,21 +15,16 @@ export function personCert(dir: string, role: "operator" | "viewer", id: string)
 }
 
 /**
- * An MCP client of a daemon manager, over Streamable HTTP with an operator's or viewer's certificate (our own
- * connector, src/client/connect.ts), collecting the notifications it gets with the time each arrived.
+ * An SDK client as the tests drive it: tool calls, and the log and resource notifications it gets with the time
+ * each arrived. `context` adds what a failed wait should show besides the list it waited on.
  */
-export class HttpMcp {
+export class CollectingMcp {
   readonly logging: Array<LoggingMessageNotification["params"] & { receivedAt: number }> = [];
   readonly updated: Array<{ uri: string; receivedAt: number }> = [];
 
-  private constructor(readonly client: Client) {
+  protected constructor(readonly client: Client) {
     client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void this.logging.push({ ...n.params, receivedAt: performance.now() }));
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void this.updated.push({ uri: n.params.uri, receivedAt: performance.now() }));
-  }
-
-  static async connect(port: number, ca: string, who: { cert: string; key: string }, name = "daemon-test"): Promise<HttpMcp> {
-    const client = await connectToManager({ url: `https://127.0.0.1:${port}/mcp`, ca, ...who, clientInfo: { name, version: "1.2.3" } });
-    return new HttpMcp(client);
   }
 
   async call(name: string, args: Record<string, unknown> = {}): Promise<CallToolResult> {
@@ -48,12 +43,27 @@ export class HttpMcp {
     for (;;) {
       const hit = list.find(pred);
       if (hit) return hit;
-      if (performance.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms: ${JSON.stringify(list.slice(-5))}`);
+      if (performance.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms: ${JSON.stringify(list.slice(-5))}${this.context()}`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }
 
+  protected context(): string {
+    return "";
+  }
+
   close(): Promise<void> {
     return this.client.close();
+  }
+}
+
+/**
+ * An MCP client of a daemon manager, over Streamable HTTP with an operator's or viewer's certificate (our own
+ * connector, src/client/connect.ts).
+ */
+export class HttpMcp extends CollectingMcp {
+  static async connect(port: number, ca: string, who: { cert: string; key: string }, name = "daemon-test"): Promise<HttpMcp> {
+    const client = await connectToManager({ url: `https://127.0.0.1:${port}/mcp`, ca, ...who, clientInfo: { name, version: "1.2.3" } });
+    return new HttpMcp(client);
   }
 }
