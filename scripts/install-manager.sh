@@ -61,11 +61,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ "$ROOT" = / ] || ROOT="$(cd "$ROOT" && pwd)"
-R="${ROOT%/}"
-# Only a real install on a host booted with systemd touches the service manager.
-if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then SYSTEMD=1; else SYSTEMD=0; fi
-[ "$(id -u)" -eq 0 ] || [ "$ROOT" != / ] || die "run as root (it writes $APP_DIR, $CONF_DIR and $UNIT_DIR)"
+resolve_root
 [ "$PURGE" -eq 0 ] || [ "$UNINSTALL" -eq 1 ] || die "--purge goes with --uninstall"
 # Only the user this script created (known by its comment), never one of the same name made by someone else.
 own_user() { [ "$ROOT" = / ] && [ "$(getent passwd "$SVC_USER" | cut -d: -f5)" = "$SVC_GECOS" ]; }

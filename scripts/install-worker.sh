@@ -69,11 +69,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ "$ROOT" = / ] || ROOT="$(cd "$ROOT" && pwd)"
-R="${ROOT%/}"
-# Only a real install on a host booted with systemd touches the service manager.
-if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then SYSTEMD=1; else SYSTEMD=0; fi
-[ "$(id -u)" -eq 0 ] || [ "$ROOT" != / ] || die "run as root (it writes $APP_DIR, $CONF_DIR and $UNIT_DIR)"
+resolve_root
 
 if [ "$UNINSTALL" -eq 1 ]; then
   if [ "$SYSTEMD" -eq 1 ]; then systemctl disable --now "$UNIT" 2>/dev/null || true; fi

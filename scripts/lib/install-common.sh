@@ -7,6 +7,15 @@ UNIT_DIR=/etc/systemd/system
 # Both units run the one build in $APP_DIR: removing one of them keeps it while the other's unit is installed.
 UNITS_SHARING_APP=(mcp-fleet-worker.service mcp-fleet-manager.service)
 
+# Makes ROOT absolute, sets R (ROOT without its trailing /) and SYSTEMD (1: a real install on a host booted with
+# systemd, the only case that touches the service manager), and refuses a real install by anyone but root.
+resolve_root() {
+  [ "$ROOT" = / ] || ROOT="$(cd "$ROOT" && pwd)"
+  R="${ROOT%/}"
+  if [ "$ROOT" = / ] && [ -d /run/systemd/system ]; then SYSTEMD=1; else SYSTEMD=0; fi
+  [ "$(id -u)" -eq 0 ] || [ "$ROOT" != / ] || die "run as root (it writes $APP_DIR, $CONF_DIR and $UNIT_DIR)"
+}
+
 # Sets NODE to a node of version 20 or newer, and checks that $SRC holds a built checkout.
 need_node() {
   [ -f "$SRC/dist/cli/main.js" ] || die "no build in $SRC/dist: run npm ci in $SRC first"
